@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LOCK := requirements/lock.txt
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK)
+
+.PHONY: run test lint bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (set PYTHON=python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# The embedded default runs the web app and the training worker, so it needs both.
+$(VENV)/.installed-run: $(BIN)/python $(LOCK) requirements/shared.in requirements/webapp.in requirements/functions.in
+	$(PIP) -r requirements/webapp.in -r requirements/functions.in
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python $(LOCK) $(wildcard requirements/*.in)
+	$(PIP) -r requirements/dev.in
+	touch $@
+
+run: $(VENV)/.installed-run
+	$(BIN)/python -m webapp
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/fit_overhead.py
+
+# Re-resolve every pin after editing a requirements/*.in file.
+lock:
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet -r requirements/dev.in
+	{ sed -n '1,3p' $(LOCK); $(VENV)-lock/bin/python -m pip freeze; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(VENV)-lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

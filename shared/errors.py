@@ -1,0 +1,42 @@
+"""The project's own error types. Every message is written for a researcher to act on."""
+
+from __future__ import annotations
+
+
+class MissionError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class SpecError(MissionError, ValueError):
+    """A run spec or a set of hyperparameters is invalid. Lists every problem found."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class DataError(MissionError, ValueError):
+    """A table could not be read, or does not fit what a run needs."""
+
+
+class BundleError(MissionError, ValueError):
+    """A model bundle is malformed, tampered with, or holds untrusted types."""
+
+
+class StorageError(MissionError):
+    """Storage failed or refused an operation."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """A storage key is malformed or would escape the storage root."""
+
+
+class ObjectNotFound(StorageError, KeyError):
+    """No object exists under the key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "object not found"
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write lost: the object exists, or changed since it was read."""

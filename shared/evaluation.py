@@ -1,0 +1,341 @@
+"""Honest evaluation: stratified (and grouped) splits, out-of-fold predictions, metrics.
+
+Labels are handled as text everywhere, so classes such as "FALSE POSITIVE" just work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    KFold,
+    ShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+)
+
+from shared.errors import DataError
+from shared.pipeline import build_pipeline, check_columns, fit_pipeline
+from shared.spec import EvaluationPlan, RunSpec
+
+MAX_CLASSES = 50
+Progress = Callable[[str, float], None]
+
+
+def _no_progress(message: str, fraction: float) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The rows a run trains on: features, text labels and optional groups."""
+
+    features: pd.DataFrame
+    labels: pd.Series
+    groups: pd.Series | None
+    classes: list[str]
+    positive_class: str | None  # binary problems only
+    dropped_rows: int  # missing target or a class the label mapping drops
+
+
+def prepare(frame: pd.DataFrame, spec: RunSpec) -> Prepared:
+    """Select the spec's columns, apply the label mapping and check the target is usable."""
+    needed = [spec.target, *spec.features] + ([spec.group_column] if spec.group_column else [])
+    check_columns(frame, needed)
+    labels = _as_text(frame[spec.target])
+    if spec.label_mapping is not None:
+        labels = labels.map(lambda v: spec.label_mapping.get(v, v) if isinstance(v, str) else v)
+    keep = labels.notna().to_numpy()
+    labels = labels[keep].astype(str)
+    classes = sorted(labels.unique().tolist())
+    if len(classes) < 2:
+        found = f"only the class {classes[0]!r}" if classes else "no labelled rows"
+        raise DataError(
+            f"target {spec.target!r} has {found} after label mapping; "
+            "classification needs at least two classes"
+        )
+    if len(classes) > MAX_CLASSES:
+        raise DataError(
+            f"target {spec.target!r} has {len(classes)} classes (at most {MAX_CLASSES}); "
+            "is it an identifier or a continuous measurement?"
+        )
+    positive = None
+    if len(classes) == 2:
+        positive = spec.positive_class or classes[-1]
+        if positive not in classes:
+            raise DataError(
+                f"positive class {positive!r} is not a class of {spec.target!r}; "
+                f"classes are {', '.join(map(repr, classes))}"
+            )
+    groups = None
+    if spec.group_column:
+        raw = frame.loc[keep, spec.group_column]
+        # a row without a group is its own group
+        groups = _as_text(raw).fillna(pd.Series([f"\0row{i}" for i in range(len(raw))], index=raw.index))
+    features = frame.loc[keep, list(spec.features)]
+    return Prepared(
+        features.reset_index(drop=True),
+        labels.reset_index(drop=True),
+        None if groups is None else groups.reset_index(drop=True),
+        classes,
+        positive,
+        int((~keep).sum()),
+    )
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Labels as strings with missing values kept missing; 1.0 and 1 both become '1'."""
+    if pd.api.types.is_float_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        if np.all(np.isnan(values) | (values == np.round(values))):
+            return column.map(lambda v: None if pd.isna(v) else str(int(v)), na_action=None)
+    return column.map(lambda v: None if pd.isna(v) else str(v).strip() or None)
+
+
+def splits(data: Prepared, plan: EvaluationPlan) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/test index pairs per the plan; grouped whenever the data has groups."""
+    y, groups, seed = data.labels.to_numpy(), data.groups, plan.seed
+    n = plan.folds if plan.method == "kfold" else max(2, round(1 / plan.test_size))
+    _check_split_sizes(data, plan, n)
+    if groups is not None:
+        g = groups.to_numpy()
+        if plan.method == "kfold":
+            splitter = (
+                StratifiedGroupKFold(n, shuffle=True, random_state=seed)
+                if plan.stratified
+                else GroupKFold(n, shuffle=True, random_state=seed)
+            )
+            return list(splitter.split(data.features, y, g))
+        if plan.stratified:  # one fold of a stratified grouped k-fold is the closest grouped holdout
+            return [next(StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(data.features, y, g))]
+        return list(
+            GroupShuffleSplit(1, test_size=plan.test_size, random_state=seed).split(data.features, y, g)
+        )
+    if plan.method == "kfold":
+        splitter = (
+            StratifiedKFold(n, shuffle=True, random_state=seed)
+            if plan.stratified
+            else KFold(n, shuffle=True, random_state=seed)
+        )
+        return list(splitter.split(data.features, y))
+    cls = StratifiedShuffleSplit if plan.stratified else ShuffleSplit
+    return list(cls(1, test_size=plan.test_size, random_state=seed).split(data.features, y))
+
+
+def _check_split_sizes(data: Prepared, plan: EvaluationPlan, n: int) -> None:
+    if plan.stratified:
+        counts = data.labels.value_counts()
+        need = n if plan.method == "kfold" else 2
+        rare = counts[counts < need]
+        if len(rare):
+            listed = ", ".join(f"{c!r} ({k} rows)" for c, k in rare.items())
+            raise DataError(
+                f"too few rows in class {listed} for a stratified {_describe(plan)}: "
+                f"each class needs at least {need}; merge or drop it in the label setup"
+            )
+    if data.groups is not None and data.groups.nunique() < n:
+        raise DataError(
+            f"only {data.groups.nunique()} groups for a grouped {_describe(plan)}; need at least {n}"
+        )
+
+
+def _describe(plan: EvaluationPlan) -> str:
+    if plan.method == "kfold":
+        return f"{plan.folds}-fold cross-validation"
+    return f"holdout of {plan.test_size:.0%}"
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def fold_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray, classes: list[str], positive: str | None
+) -> dict[str, float]:
+    """Metrics for one test set. ``proba`` has one column per class, in ``classes`` order."""
+    out = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
+        "log_loss": skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=classes),
+    }
+    present = [c for c in classes if c in set(y_true)]
+    if positive is not None:
+        pos = classes.index(positive)
+        out["precision"] = skm.precision_score(y_true, y_pred, pos_label=positive, zero_division=0)
+        out["recall"] = skm.recall_score(y_true, y_pred, pos_label=positive, zero_division=0)
+        out["f1"] = skm.f1_score(y_true, y_pred, pos_label=positive, zero_division=0)
+        has_both = len(present) == 2
+        out["roc_auc"] = skm.roc_auc_score(y_true == positive, proba[:, pos]) if has_both else math.nan
+        out["pr_auc"] = (
+            skm.average_precision_score(y_true == positive, proba[:, pos]) if has_both else math.nan
+        )
+    else:
+        for average in ("macro", "weighted"):
+            out[f"precision_{average}"] = skm.precision_score(
+                y_true, y_pred, labels=classes, average=average, zero_division=0
+            )
+            out[f"recall_{average}"] = skm.recall_score(
+                y_true, y_pred, labels=classes, average=average, zero_division=0
+            )
+            out[f"f1_{average}"] = skm.f1_score(
+                y_true, y_pred, labels=classes, average=average, zero_division=0
+            )
+        complete = len(present) == len(classes)
+        out["roc_auc"] = (
+            skm.roc_auc_score(y_true, proba, labels=classes, multi_class="ovr", average="macro")
+            if complete
+            else math.nan
+        )
+        out["pr_auc"] = float(
+            np.mean(
+                [
+                    skm.average_precision_score(y_true == c, proba[:, i])
+                    for i, c in enumerate(classes)
+                    if c in present
+                ]
+            )
+        )
+    return {k: float(v) for k, v in out.items()}
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    # mean recall over the classes present in this test set (scikit-learn warns otherwise)
+    labels = sorted(set(y_true))
+    return float(np.mean(skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)))
+
+
+def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Mean and standard deviation across folds (NaN folds left out); std is None for one split."""
+    summary: dict[str, dict[str, Any]] = {}
+    for name in per_fold[0]:
+        values = np.array([fold[name] for fold in per_fold], dtype=float)
+        finite = values[~np.isnan(values)]
+        summary[name] = {
+            "mean": float(finite.mean()) if len(finite) else None,
+            "std": float(finite.std(ddof=1)) if len(finite) > 1 else None,
+            "folds": [None if math.isnan(v) else float(v) for v in values],
+        }
+    return summary
+
+
+@dataclass
+class EvaluationResult:
+    protocol: dict[str, Any]
+    classes: list[str]
+    positive_class: str | None
+    metrics: dict[str, dict[str, Any]]
+    confusion_matrix: list[list[int]]
+    out_of_fold: pd.DataFrame
+    rows: int
+    dropped_rows: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (out-of-fold predictions are stored separately)."""
+        return {
+            "protocol": self.protocol,
+            "classes": self.classes,
+            "positive_class": self.positive_class,
+            "metrics": self.metrics,
+            "confusion_matrix": {"labels": self.classes, "matrix": self.confusion_matrix},
+            "rows": self.rows,
+            "dropped_rows": self.dropped_rows,
+            "notes": self.notes,
+        }
+
+
+def evaluate(
+    frame: pd.DataFrame,
+    spec: RunSpec,
+    column_kinds: Mapping[str, str],
+    *,
+    n_jobs: int = 1,
+    progress: Progress = _no_progress,
+) -> EvaluationResult:
+    """Fit on each training split, predict its test split; metrics per split and overall."""
+    data = prepare(frame, spec)
+    progress(f"Loaded {len(data.labels):,} rows × {len(spec.features)} features", 0.05)
+    folds = splits(data, spec.evaluation)
+    y = data.labels.to_numpy()
+    proba_oof = np.full((len(y), len(data.classes)), np.nan)
+    pred_oof = np.empty(len(y), dtype=object)
+    fold_of = np.full(len(y), -1)
+    per_fold, notes = [], []
+    for number, (train, test) in enumerate(folds, start=1):
+        pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
+        for note in fit_pipeline(pipe, data.features.iloc[train], data.labels.iloc[train]):
+            if note not in notes:
+                notes.append(note)
+        proba = _aligned_proba(pipe, data.features.iloc[test], data.classes)
+        pred = np.asarray(data.classes, dtype=object)[proba.argmax(axis=1)]
+        proba_oof[test], pred_oof[test], fold_of[test] = proba, pred, number
+        per_fold.append(fold_metrics(y[test], pred, proba, data.classes, data.positive_class))
+        headline = per_fold[-1]["roc_auc"]
+        score = (
+            f"ROC-AUC {headline:.3f}"
+            if not math.isnan(headline)
+            else f"accuracy {per_fold[-1]['accuracy']:.3f}"
+        )
+        progress(f"Fold {number}/{len(folds)}: {score}", 0.05 + 0.9 * number / len(folds))
+    tested = fold_of > 0
+    matrix = skm.confusion_matrix(y[tested], pred_oof[tested], labels=data.classes)
+    oof = pd.DataFrame(
+        {
+            "row": np.flatnonzero(tested),
+            "fold": fold_of[tested],
+            "true": y[tested],
+            "predicted": pred_oof[tested],
+        }
+    )
+    for i, c in enumerate(data.classes):
+        oof[f"proba_{c}"] = proba_oof[tested, i]
+    protocol = {
+        "method": spec.evaluation.method,
+        "splits": len(folds),
+        "stratified": spec.evaluation.stratified,
+        "grouped_by": spec.group_column,
+        "seed": spec.evaluation.seed,
+        "test_size": spec.evaluation.test_size if spec.evaluation.method == "holdout" else None,
+    }
+    return EvaluationResult(
+        protocol,
+        data.classes,
+        data.positive_class,
+        summarize(per_fold),
+        matrix.tolist(),
+        oof,
+        len(y),
+        data.dropped_rows,
+        notes,
+    )
+
+
+def _aligned_proba(pipe: Any, features: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """predict_proba with one column per class of the whole run, even if a training split
+    lacked a class (its probability is then 0)."""
+    proba = pipe.predict_proba(features)
+    fitted = list(pipe.classes_)
+    if fitted == classes:
+        return proba
+    out = np.zeros((len(features), len(classes)))
+    for j, c in enumerate(fitted):
+        out[:, classes.index(c)] = proba[:, j]
+    return out
+
+
+def train_final(
+    frame: pd.DataFrame, spec: RunSpec, column_kinds: Mapping[str, str], *, n_jobs: int = 1
+) -> tuple[Any, Prepared, list[str]]:
+    """Fit the run's pipeline on every labelled row."""
+    data = prepare(frame, spec)
+    pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
+    notes = fit_pipeline(pipe, data.features, data.labels)
+    return pipe, data, notes

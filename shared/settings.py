@@ -1,0 +1,96 @@
+"""Settings read once from the environment into typed values, shared by web app and functions.
+
+The original app's variables keep working: ``UPLOAD_DIR``/``GCS_BUCKET`` map onto
+``STORAGE_URL``, ``MODEL_DIR``/``RESULTS_BUCKET`` onto ``RESULTS_URL``, and
+``FLASK_SECRET_KEY`` onto ``SECRET_KEY``. A new name wins over its old one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.errors import MissionError
+
+EMBEDDED = "embedded"
+CLOUD = "cloud"
+DEFAULT_STORAGE_URL = "var/storage"
+
+
+class SettingsError(MissionError, ValueError):
+    """An environment variable has a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = EMBEDDED
+    storage_url: str = DEFAULT_STORAGE_URL
+    results_url: str = DEFAULT_STORAGE_URL
+    max_upload_mb: int = 50
+    secret_key: str | None = None
+    dataset_uris: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 0  # 0: use every core the process may run on
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                value = env.get(name, "").strip()
+                if value:
+                    return value
+            return None
+
+        mode = get("APP_MODE") or EMBEDDED
+        if mode not in (EMBEDDED, CLOUD):
+            raise SettingsError(f"APP_MODE={mode!r}: expected {EMBEDDED!r} or {CLOUD!r}")
+        storage_url = (
+            get("STORAGE_URL") or _bucket_url(get("GCS_BUCKET")) or get("UPLOAD_DIR") or DEFAULT_STORAGE_URL
+        )
+        results_url = (
+            get("RESULTS_URL") or _bucket_url(get("RESULTS_BUCKET")) or get("MODEL_DIR") or storage_url
+        )
+        uris = {
+            key: value
+            for key, var in (("kepler", "KEPLER_URI"), ("k2", "K2_URI"), ("tess", "TESS_URI"))
+            if (value := get(var))
+        }
+        return cls(
+            mode=mode,
+            storage_url=storage_url,
+            results_url=results_url,
+            max_upload_mb=_positive_int(env, "MAX_UPLOAD_MB", 50),
+            secret_key=get("SECRET_KEY", "FLASK_SECRET_KEY"),
+            dataset_uris=uris,
+            host=get("HOST") or "127.0.0.1",
+            port=_positive_int(env, "PORT", 8000),
+            threads=_positive_int(env, "COMPUTE_THREADS", 0, allow_zero=True),
+        )
+
+
+def _bucket_url(value: str | None) -> str | None:
+    """The original app took a bare bucket name (GCS_BUCKET) or a gs:// URL (RESULTS_BUCKET)."""
+    if value is None:
+        return None
+    return value if value.startswith("gs://") else f"gs://{value.strip('/')}"
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, *, allow_zero: bool = False) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SettingsError(f"{name}={raw!r}: expected a positive number")
+    return value

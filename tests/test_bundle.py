@@ -1,0 +1,145 @@
+"""Model bundles: the original app's joblib snippet and the safe skops reader agree."""
+
+import io
+import json
+import zipfile
+from operator import neg
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+from shared.bundle import MEMBERS, TRUSTED_TYPES, build_metadata, load_skops, read_bundle, write_bundle
+from shared.data import table_sha256
+from shared.errors import BundleError
+from shared.evaluation import train_final
+from shared.params import FAMILIES
+from shared.spec import RunSpec
+from tests.nasa import koi_spec
+
+
+@pytest.fixture(scope="module")
+def bundle(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(
+        koi_spec(koi_features, model={"family": "random_forest", "params": {"n_estimators": 40}})
+    )
+    pipe, data, notes = train_final(koi, spec, koi_kinds, n_jobs=2)
+    metadata = build_metadata(
+        pipe, spec, data, koi_kinds, run_id="r-test", notes=notes, data_sha256=table_sha256(koi)
+    )
+    return write_bundle(pipe, metadata), pipe
+
+
+def test_bundle_has_every_member_and_metadata(bundle, koi, koi_features):
+    data, _ = bundle
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == sorted(MEMBERS)
+        metadata = json.loads(archive.read("metadata.json"))
+        template = archive.read("template.csv").decode()
+        readme = archive.read("README.txt").decode()
+    assert metadata["target"] == "koi_disposition"
+    assert metadata["classes"] == ["FALSE POSITIVE", "PLANET"]
+    assert metadata["label_mapping"] == {"CONFIRMED": "PLANET", "CANDIDATE": "PLANET"}
+    assert metadata["features"] == koi_features
+    assert metadata["feature_types"]["koi_period"] == "numeric"
+    assert metadata["kept_features"] == koi_features  # no selection: all kept, all numeric
+    assert metadata["model"]["params"]["n_estimators"] == 40
+    assert metadata["training_rows"] == 9564
+    assert metadata["class_counts"] == {"FALSE POSITIVE": 4839, "PLANET": 4725}
+    assert metadata["data_sha256"] == table_sha256(koi)
+    assert metadata["versions"]["scikit-learn"].startswith("1.9")
+    assert template.strip().split(",") == koi_features
+    assert "joblib.load" in readme and "skops" in readme
+
+
+def test_original_snippet_and_skops_reader_predict_identically(bundle, koi, tmp_path):
+    data, pipe = bundle
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(tmp_path)
+    koi.sample(500, random_state=3).to_csv(tmp_path / "new_data.csv", index=False)
+
+    # The original app's README snippet, unchanged but for file names.
+    art = joblib.load(tmp_path / "model.joblib")
+    pipe_joblib = art["pipe"]
+    features = art["features"]
+    df = pd.read_csv(tmp_path / "new_data.csv")
+    missing = [c for c in features if c not in df.columns]
+    assert not missing
+    pred = pipe_joblib.predict(df[features])
+    proba = pipe_joblib.predict_proba(df[features])[:, 1]
+
+    loaded = read_bundle(data)
+    assert loaded.features == features
+    np.testing.assert_array_equal(loaded.pipe.predict(df), pred)
+    np.testing.assert_allclose(loaded.pipe.predict_proba(df)[:, 1], proba)
+    np.testing.assert_allclose(pipe.predict_proba(df[features])[:, 1], proba)
+
+
+def _rezip(data: bytes, replace: dict[str, bytes | None]) -> bytes:
+    """A copy of a bundle with members replaced (None: left out)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            content = replace.get(name, src.read(name))
+            if content is not None:
+                dst.writestr(name, content)
+    return out.getvalue()
+
+
+def test_tampered_skops_is_refused(bundle):
+    data, _ = bundle
+    evil = sio.dumps(FunctionTransformer(func=neg))
+    with pytest.raises(BundleError, match=r"model.skops does not match its checksum"):
+        read_bundle(_rezip(data, {"model.skops": evil}))
+
+
+def test_untrusted_types_are_refused_by_name():
+    with pytest.raises(BundleError, match=r"untrusted types: _operator.neg"):
+        load_skops(sio.dumps(FunctionTransformer(func=neg)))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"not a zip", r"not a model bundle: the file is not a zip archive"),
+        (b"", r"not a model bundle: the file is not a zip archive"),
+    ],
+)
+def test_not_a_bundle(data, match):
+    with pytest.raises(BundleError, match=match):
+        read_bundle(data)
+
+
+def test_missing_members_and_bad_metadata(bundle):
+    data, _ = bundle
+    with pytest.raises(BundleError, match=r"missing model.skops"):
+        read_bundle(_rezip(data, {"model.skops": None}))
+    with pytest.raises(BundleError, match=r"metadata.json is not valid JSON"):
+        read_bundle(_rezip(data, {"metadata.json": b"{"}))
+    with pytest.raises(BundleError, match=r"unknown format"):
+        read_bundle(_rezip(data, {"metadata.json": b'{"bundle_format": 99}'}))
+    with pytest.raises(BundleError, match=r"not a readable skops file"):
+        load_skops(b"PK\x03\x04 garbage")
+
+
+@pytest.mark.parametrize("selection", ["none", "l1", "l2"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_trusted_type_list_covers_every_family(koi, koi_kinds, family, selection):
+    """TRUSTED_TYPES is explicit and complete: every pipeline we build loads with it."""
+    rows = koi.sample(600, random_state=0)
+    params = {"max_iter": 20} if family in ("mlp", "hist_gradient_boosting") else {}
+    spec = RunSpec.from_dict(
+        koi_spec(
+            ["koi_period", "koi_depth", "koi_model_snr", "koi_tce_delivname"],
+            label_mapping=None,
+            model={"family": family, "params": params},
+            feature_selection={"method": selection, "strength": 0.5},
+        )
+    )
+    pipe, _, _ = train_final(rows, spec, koi_kinds)
+    loaded = load_skops(sio.dumps(pipe))
+    np.testing.assert_allclose(loaded.predict_proba(rows), pipe.predict_proba(rows))
+    assert set(sio.get_untrusted_types(data=sio.dumps(pipe))) <= set(TRUSTED_TYPES)

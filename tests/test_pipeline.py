@@ -1,0 +1,159 @@
+"""build_pipeline on the real Kepler KOI table: every family, both label setups, honest CV."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.errors import DataError
+from shared.evaluation import evaluate, train_final
+from shared.params import FAMILIES
+from shared.pipeline import build_pipeline, check_columns, fit_pipeline, kept_features
+from shared.spec import RunSpec
+from tests.nasa import koi_spec
+
+pytestmark = pytest.mark.slow
+SETUPS = {
+    "binary": {"label_mapping": {"CONFIRMED": "PLANET", "CANDIDATE": "PLANET"}},
+    "three-class": {"label_mapping": None},
+}
+
+
+@pytest.mark.parametrize("setup", list(SETUPS))
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_fits_koi_with_sane_metrics(koi, koi_kinds, koi_features, family, setup):
+    spec = RunSpec.from_dict(
+        koi_spec(
+            koi_features,
+            model={"family": family},
+            **SETUPS[setup],
+            evaluation={"method": "holdout", "test_size": 0.25},
+        )
+    )
+    result = evaluate(koi, spec, koi_kinds, n_jobs=2)
+    shares = result.out_of_fold["true"].value_counts(normalize=True).to_numpy()
+    majority, prior_log_loss = shares.max(), -np.sum(shares * np.log(shares))
+    m = {name: value["mean"] for name, value in result.metrics.items()}
+    assert m["accuracy"] > majority + 0.1, m  # clearly better than always guessing the majority
+    assert m["roc_auc"] > (0.85 if setup == "binary" else 0.8), m
+    assert 0 < m["log_loss"] < prior_log_loss  # better than predicting the class shares
+    assert result.classes == (
+        ["FALSE POSITIVE", "PLANET"] if setup == "binary" else ["CANDIDATE", "CONFIRMED", "FALSE POSITIVE"]
+    )
+    # the confusion matrix counts each held-out row exactly once; about a quarter are held out
+    assert np.sum(result.confusion_matrix) == len(result.out_of_fold)
+    assert 0.2 * result.rows < len(result.out_of_fold) < 0.3 * result.rows
+
+
+def test_grouped_five_fold_hist_gradient_boosting_reaches_roc_auc_092(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(koi_spec(koi_features))
+    lines = []
+    result = evaluate(koi, spec, koi_kinds, n_jobs=2, progress=lambda line, fraction: lines.append(line))
+    assert result.protocol["grouped_by"] == "kepid" and result.protocol["splits"] == 5
+    assert result.metrics["roc_auc"]["mean"] >= 0.92
+    assert result.metrics["roc_auc"]["std"] < 0.03
+    assert result.positive_class == "PLANET"
+    assert lines[0] == f"Loaded 9,564 rows × {len(koi_features)} features"
+    assert lines[-1].startswith("Fold 5/5: ROC-AUC 0.9")
+    # no host star is on both sides of any split: every star's rows share one fold
+    folds_per_star = (
+        result.out_of_fold.assign(star=koi["kepid"].to_numpy()[result.out_of_fold["row"]])
+        .groupby("star")["fold"]
+        .nunique()
+    )
+    assert folds_per_star.max() == 1
+
+
+@pytest.mark.parametrize("method", ["l1", "l2"])
+def test_selection_strength_changes_how_many_features_are_kept(koi, koi_kinds, koi_features, method):
+    kept = {}
+    for strength in (0.01, 1.0, 3.0) if method == "l2" else (0.01, 30.0, 300.0):
+        spec = RunSpec.from_dict(
+            koi_spec(
+                koi_features,
+                model={"family": "logistic_regression"},
+                feature_selection={"method": method, "strength": strength},
+            )
+        )
+        pipe, _, _ = train_final(koi, spec, koi_kinds)
+        kept[strength] = kept_features(pipe)
+        assert set(kept[strength]) <= set(koi_features)
+    counts = [len(v) for v in kept.values()]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1] > 0, counts
+
+
+def test_selection_that_keeps_nothing_says_so(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(koi_spec(koi_features, feature_selection={"method": "l2", "strength": 10000}))
+    with pytest.raises(DataError, match="feature selection kept no features; lower its strength"):
+        train_final(koi, spec, koi_kinds)
+
+
+def test_categorical_features_are_one_hot_and_named(koi, koi_kinds):
+    spec = RunSpec.from_dict(koi_spec(["koi_period", "koi_tce_delivname"]))
+    pipe, _, _ = train_final(koi, spec, koi_kinds)
+    names = kept_features(pipe)
+    assert names[0] == "koi_period"
+    assert any(n.startswith("koi_tce_delivname_q1_q17_dr2") for n in names)
+
+
+def test_extra_columns_ignored_and_missing_columns_named(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(koi_spec(koi_features))
+    pipe, _, _ = train_final(koi, spec, koi_kinds)
+    rows = koi.head(50)
+    shuffled = rows[list(reversed(rows.columns))].assign(unrelated=1.0)
+    np.testing.assert_array_equal(pipe.predict_proba(rows), pipe.predict_proba(shuffled))
+    with pytest.raises(DataError, match="missing feature columns: koi_period, koi_depth"):
+        check_columns(rows.drop(columns=["koi_period", "koi_depth"]), spec.features)
+
+
+def test_unseen_category_at_prediction_is_ignored(koi, koi_kinds):
+    spec = RunSpec.from_dict(koi_spec(["koi_period", "koi_tce_delivname"]))
+    pipe, _, _ = train_final(koi, spec, koi_kinds)
+    rows = koi.head(5).assign(koi_tce_delivname="never seen before")
+    assert pipe.predict_proba(rows).shape == (5, 2)
+
+
+def test_missing_feature_at_build_time_is_named():
+    spec = RunSpec.from_dict({"dataset": "kepler", "target": "y", "features": ["a", "b"]})
+    with pytest.raises(DataError, match="feature columns not in the data: b"):
+        build_pipeline(spec, {"a": "numeric"})
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (["A"] * 40, r"target 'y' has only the class 'A' after label mapping"),
+        ([None] * 40, r"target 'y' has no labelled rows"),
+        ([f"c{i}" for i in range(40)] * 2, r"target 'y' has 80 classes|too few rows in class"),
+        (["A"] * 38 + ["B"] * 2, r"too few rows in class 'B' \(2 rows\) for a stratified 5-fold"),
+    ],
+)
+def test_unusable_targets_are_explained(labels, match):
+    n = len(labels)
+    frame = pd.DataFrame({"x": np.arange(n, dtype=float), "y": labels})
+    spec = RunSpec.from_dict({"dataset": "synthetic", "target": "y", "features": ["x"]})
+    with pytest.raises(DataError, match=match):
+        evaluate(frame, spec, {"x": "numeric"})
+
+
+def test_text_and_numeric_labels_work_everywhere():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    for labels in (
+        np.where(x > 0, "FALSE POSITIVE", "CONFIRMED"),
+        (x > 0).astype(int),
+        (x > 0).astype(float),
+    ):
+        frame = pd.DataFrame({"x": x, "y": labels})
+        spec = RunSpec.from_dict(
+            {"dataset": "synthetic", "target": "y", "features": ["x"], "evaluation": {"folds": 3}}
+        )
+        result = evaluate(frame, spec, {"x": "numeric"})
+        assert result.metrics["accuracy"]["mean"] > 0.9
+        assert len(result.classes) == 2 and all(isinstance(c, str) for c in result.classes)
+
+
+def test_fit_pipeline_reports_convergence_as_a_note(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(koi_spec(koi_features, model={"family": "mlp", "params": {"max_iter": 10}}))
+    pipe = build_pipeline(spec, koi_kinds)
+    notes = fit_pipeline(pipe, koi[koi_features], koi["koi_disposition"])
+    assert any("Maximum iterations (10) reached" in n for n in notes), notes

@@ -1,0 +1,1 @@
+"""The Mission Control web app: renders, validates and stores; the functions compute."""
