@@ -8,6 +8,7 @@ effect of BLAS thread limits on a LogisticRegression fit, which is why shared.th
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -30,7 +31,7 @@ from shared.profile import column_kinds, profile_table  # noqa: E402
 from shared.spec import RunSpec  # noqa: E402
 from shared.threads import compute_threads  # noqa: E402
 
-KOI = ROOT.parent / "shared" / "data" / "kepler_koi.csv"
+KOI = Path(os.environ.get("NASA_DATA_DIR") or ROOT.parent / "shared" / "data") / "kepler_koi.csv"
 EXCLUDED = {
     "kepid", "kepoi_name", "kepler_name", "koi_disposition", "koi_pdisposition", "koi_score",
     "koi_fpflag_nt", "koi_fpflag_ss", "koi_fpflag_co", "koi_fpflag_ec", "koi_teq_err1", "koi_teq_err2",

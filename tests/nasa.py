@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 from shared.data import read_table_path
 from shared.profile import column_kinds, profile_table
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; NASA_DATA_DIR points elsewhere (e.g. for a clone in /tmp).
+DATA_DIR = Path(os.environ.get("NASA_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 KOI_PATH = DATA_DIR / "kepler_koi.csv"
 TESS_PATH = DATA_DIR / "tess_toi.csv"
 K2_PATH = DATA_DIR / "k2_pandc.csv"

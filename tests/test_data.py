@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,8 +22,8 @@ from shared.data import (
     table_to_parquet,
 )
 from shared.errors import DataError
+from tests.nasa import DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KOI = DATA_DIR / "kepler_koi.csv"
 
 

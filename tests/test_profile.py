@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,7 @@ from shared.profile import (
     column_kinds,
     profile_table,
 )
-
-KOI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kepler_koi.csv"
+from tests.nasa import KOI_PATH as KOI
 
 
 @pytest.fixture(scope="module")
