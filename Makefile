@@ -34,7 +34,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/fit_overhead.py
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Re-resolve every pin after editing a requirements/*.in file.
 lock:

@@ -6,7 +6,7 @@ Labels are handled as text everywhere, so classes such as "FALSE POSITIVE" just 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from sklearn.model_selection import (
 )
 
 from shared.errors import DataError
+from shared.labels import apply_mapping, labels_as_text
 from shared.pipeline import build_pipeline, check_columns, fit_pipeline
 from shared.spec import EvaluationPlan, RunSpec
 
@@ -51,9 +52,7 @@ def prepare(frame: pd.DataFrame, spec: RunSpec) -> Prepared:
     """Select the spec's columns, apply the label mapping and check the target is usable."""
     needed = [spec.target, *spec.features] + ([spec.group_column] if spec.group_column else [])
     check_columns(frame, needed)
-    labels = _as_text(frame[spec.target])
-    if spec.label_mapping is not None:
-        labels = labels.map(lambda v: spec.label_mapping.get(v, v) if isinstance(v, str) else v)
+    labels = apply_mapping(labels_as_text(frame[spec.target]), spec.label_mapping)
     keep = labels.notna().to_numpy()
     labels = labels[keep].astype(str)
     classes = sorted(labels.unique().tolist())
@@ -80,7 +79,9 @@ def prepare(frame: pd.DataFrame, spec: RunSpec) -> Prepared:
     if spec.group_column:
         raw = frame.loc[keep, spec.group_column]
         # a row without a group is its own group
-        groups = _as_text(raw).fillna(pd.Series([f"\0row{i}" for i in range(len(raw))], index=raw.index))
+        groups = labels_as_text(raw).fillna(
+            pd.Series([f"\0row{i}" for i in range(len(raw))], index=raw.index)
+        )
     features = frame.loc[keep, list(spec.features)]
     return Prepared(
         features.reset_index(drop=True),
@@ -90,15 +91,6 @@ def prepare(frame: pd.DataFrame, spec: RunSpec) -> Prepared:
         positive,
         int((~keep).sum()),
     )
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    """Labels as strings with missing values kept missing; 1.0 and 1 both become '1'."""
-    if pd.api.types.is_float_dtype(column):
-        values = column.to_numpy(dtype=float, na_value=np.nan)
-        if np.all(np.isnan(values) | (values == np.round(values))):
-            return column.map(lambda v: None if pd.isna(v) else str(int(v)), na_action=None)
-    return column.map(lambda v: None if pd.isna(v) else str(v).strip() or None)
 
 
 def splits(data: Prepared, plan: EvaluationPlan) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -237,6 +229,7 @@ class EvaluationResult:
     rows: int
     dropped_rows: int
     notes: list[str] = field(default_factory=list)
+    leakage_warnings: list[str] = field(default_factory=list)  # shown on every metric view
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -249,6 +242,7 @@ class EvaluationResult:
             "rows": self.rows,
             "dropped_rows": self.dropped_rows,
             "notes": self.notes,
+            "leakage_warnings": self.leakage_warnings,
         }
 
 
@@ -259,8 +253,12 @@ def evaluate(
     *,
     n_jobs: int = 1,
     progress: Progress = _no_progress,
+    leakage_warnings: Sequence[str] = (),
 ) -> EvaluationResult:
-    """Fit on each training split, predict its test split; metrics per split and overall."""
+    """Fit on each training split, predict its test split; metrics per split and overall.
+
+    ``leakage_warnings`` (from ``shared.columns.leakage_warnings``) travel with the metrics.
+    """
     data = prepare(frame, spec)
     progress(f"Loaded {len(data.labels):,} rows × {len(spec.features)} features", 0.05)
     folds = splits(data, spec.evaluation)
@@ -315,6 +313,7 @@ def evaluate(
         len(y),
         data.dropped_rows,
         notes,
+        list(leakage_warnings),
     )
 
 

@@ -16,6 +16,7 @@ from shared.errors import MissionError
 EMBEDDED = "embedded"
 CLOUD = "cloud"
 DEFAULT_STORAGE_URL = "var/storage"
+DEFAULT_ARCHIVE_TAP_URL = "https://exoplanetarchive.ipac.caltech.edu/TAP/sync"
 
 
 class SettingsError(MissionError, ValueError):
@@ -30,6 +31,7 @@ class Settings:
     max_upload_mb: int = 50
     secret_key: str | None = None
     dataset_uris: Mapping[str, str] = field(default_factory=dict)
+    archive_tap_url: str = DEFAULT_ARCHIVE_TAP_URL
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 0  # 0: use every core the process may run on
@@ -70,6 +72,7 @@ class Settings:
             max_upload_mb=_positive_int(env, "MAX_UPLOAD_MB", 50),
             secret_key=get("SECRET_KEY", "FLASK_SECRET_KEY"),
             dataset_uris=uris,
+            archive_tap_url=get("ARCHIVE_TAP_URL") or DEFAULT_ARCHIVE_TAP_URL,
             host=get("HOST") or "127.0.0.1",
             port=_positive_int(env, "PORT", 8000),
             threads=_positive_int(env, "COMPUTE_THREADS", 0, allow_zero=True),

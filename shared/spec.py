@@ -25,6 +25,7 @@ from shared.params import to_json_value as _json
 
 SPEC_VERSION = 1
 DATASET_ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,63}")
+LABEL_SETUP = re.compile(r"[a-z0-9_]{1,40}")
 MAX_COLUMN_NAME = 200
 
 
@@ -58,6 +59,8 @@ class RunSpec:
     label_mapping: Mapping[str, str | None] | None = None
     positive_class: str | None = None
     group_column: str | None = None
+    label_setup: str | None = None  # the preset's key, for display and the model card
+    score_classes: tuple[str, ...] = ()  # raw classes left out of training, then ranked
     feature_selection: FeatureSelection = field(default_factory=FeatureSelection)
     evaluation: EvaluationPlan = field(default_factory=EvaluationPlan)
     version: int = SPEC_VERSION
@@ -69,6 +72,7 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["features"] = list(self.features)
+        data["score_classes"] = list(self.score_classes)
         data["model"] = {
             "family": self.model.family,
             "params": {k: _json(v) for k, v in self.model.params.items()},
@@ -92,6 +96,8 @@ _TOP_LEVEL = {
     "label_mapping",
     "positive_class",
     "group_column",
+    "label_setup",
+    "score_classes",
     "feature_selection",
     "evaluation",
 }
@@ -141,6 +147,10 @@ class _Parser:
                 positive,
                 "is renamed or dropped by label_mapping; name the class after mapping",
             )
+        setup = raw.get("label_setup")
+        if setup is not None and (not isinstance(setup, str) or not LABEL_SETUP.fullmatch(setup)):
+            self.bad("label_setup", setup, "is not a label setup name")
+        score_classes = self.score_classes(raw.get("score_classes", []), mapping)
         model = self.model(raw.get("model", {}))
         selection = self.selection(raw.get("feature_selection", {}))
         evaluation = self.evaluation(raw.get("evaluation", {}))
@@ -154,6 +164,8 @@ class _Parser:
             label_mapping=mapping,
             positive_class=positive,
             group_column=group,
+            label_setup=setup,
+            score_classes=score_classes,
             feature_selection=selection,
             evaluation=evaluation,
         )
@@ -191,6 +203,20 @@ class _Parser:
             else:
                 mapping[source] = dest
         return mapping
+
+    def score_classes(self, value: Any, mapping: Mapping[str, str | None] | None) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+            self.bad("score_classes", value, "must be a list of class names")
+            return ()
+        for name in value:
+            if mapping is None or name not in mapping or mapping[name] is not None:
+                self.bad(
+                    "score_classes",
+                    name,
+                    "must be a class the label_mapping leaves out (null); "
+                    "only rows not trained on can be scored",
+                )
+        return tuple(value)
 
     def model(self, value: Any) -> ModelChoice:
         if not isinstance(value, Mapping):

@@ -124,3 +124,23 @@ def test_all_problems_in_one_error():
 def test_not_an_object(raw):
     with pytest.raises(SpecError, match="spec: expected a JSON object"):
         RunSpec.from_dict(raw)
+
+
+def test_score_classes_must_be_left_out_of_training():
+    spec = RunSpec.from_dict(
+        {
+            **GOOD,
+            "label_mapping": {"CANDIDATE": None},
+            "score_classes": ["CANDIDATE"],
+            "label_setup": "confirmed_vs_fp",
+        }
+    )
+    assert spec.score_classes == ("CANDIDATE",)
+    assert spec.label_setup == "confirmed_vs_fp"
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(
+        SpecError, match=r"score_classes: 'CONFIRMED' must be a class the label_mapping leaves out"
+    ):
+        RunSpec.from_dict({**GOOD, "score_classes": ["CONFIRMED"]})
+    with pytest.raises(SpecError, match=r"label_setup: '../x' is not a label setup name"):
+        RunSpec.from_dict({**GOOD, "label_setup": "../x"})

@@ -1,0 +1,307 @@
+"""Where a built-in dataset's rows come from, and its cache in storage.
+
+Order: the dataset's environment variable (``KEPLER_URI``, ``K2_URI``, ``TESS_URI``: a local
+path or ``gs://`` URI, CSV or Parquet); otherwise the NASA Exoplanet Archive's TAP service,
+downloaded once. Either way the table is cached in storage as Parquet with a small info
+document (source, time, rows, columns, class counts, column profile); "refresh" fetches again.
+URIs never leave the server: the info names the variable or the archive, not the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shared.catalog import Builtin, KnownColumn
+from shared.columns import ColumnAdvice, advise_setup
+from shared.data import parquet_to_table, read_table, table_sha256, table_to_parquet
+from shared.errors import DataError, ObjectNotFound, PreconditionFailed, StorageError
+from shared.profile import ColumnProfile, profile_table
+from shared.settings import Settings
+from shared.storage import Storage
+
+ARCHIVE = "NASA Exoplanet Archive"
+log = logging.getLogger(__name__)
+DOWNLOAD_TIMEOUT_S = 60
+MAX_DOWNLOAD_BYTES = 1024**3
+FETCH_STALE_S = 120  # a "running" fetch not updated for this long is presumed dead
+Progress = Callable[[int, int | None], None]  # bytes so far, total if known
+
+
+def _no_progress(done: int, total: int | None) -> None:
+    pass
+
+
+def table_key(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/table.parquet"
+
+
+def info_key(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/info.json"
+
+
+def fetch_key(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/fetch.json"
+
+
+def tap_url(base: str, table: str) -> str:
+    return f"{base}?query=select+*+from+{urllib.parse.quote(table)}&format=csv"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: str
+    name: str
+    source: str  # "environment", "archive" or "upload"
+    source_label: str  # shown to users: "KEPLER_URI", "NASA Exoplanet Archive (TAP)", a file name
+    fetched_at: str
+    rows: int
+    columns: int
+    target: str | None
+    class_counts: dict[str, int]
+    table_sha256: str
+    profile: list[dict[str, Any]] = field(default_factory=list)
+
+    def profiles(self) -> list[ColumnProfile]:
+        return [ColumnProfile.from_dict(p) for p in self.profile]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> DatasetInfo:
+        return cls(**json.loads(data))
+
+
+def describe(
+    frame: pd.DataFrame, *, dataset_id: str, name: str, source: str, source_label: str, target: str | None
+) -> DatasetInfo:
+    counts = {}
+    if target is not None and target in frame.columns:
+        counts = {str(k): int(v) for k, v in frame[target].value_counts().sort_index().items()}
+    return DatasetInfo(
+        id=dataset_id,
+        name=name,
+        source=source,
+        source_label=source_label,
+        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rows=len(frame),
+        columns=frame.shape[1],
+        target=target,
+        class_counts=counts,
+        table_sha256=table_sha256(frame),
+        profile=[p.to_dict() for p in profile_table(frame)],
+    )
+
+
+def store_table(storage: Storage, frame: pd.DataFrame, info: DatasetInfo) -> None:
+    """Table first, then its info: a reader that finds the info finds the matching table."""
+    storage.write_bytes(
+        table_key(info.id), table_to_parquet(frame), content_type="application/vnd.apache.parquet"
+    )
+    storage.write_bytes(info_key(info.id), info.to_json(), content_type="application/json")
+
+
+def load_info(storage: Storage, dataset_id: str) -> DatasetInfo | None:
+    try:
+        return DatasetInfo.from_json(storage.read_bytes(info_key(dataset_id)))
+    except ObjectNotFound:
+        return None
+
+
+def load_table(storage: Storage, dataset_id: str) -> pd.DataFrame:
+    try:
+        return parquet_to_table(storage.read_bytes(table_key(dataset_id)))
+    except ObjectNotFound:
+        raise DataError(f"dataset {dataset_id!r} has not been loaded yet") from None
+
+
+# --- built-in datasets ------------------------------------------------------------------------
+
+
+def fetch_builtin(
+    dataset: Builtin, settings: Settings, storage: Storage, progress: Progress = _no_progress
+) -> DatasetInfo:
+    """Read the dataset from its source, keep the rows it uses, and cache it in storage."""
+    uri = settings.dataset_uris.get(dataset.id)
+    if uri:
+        raw, source, label = _read_uri(uri, dataset), "environment", dataset.env_var
+    else:
+        raw, source, label = (
+            _download(tap_url(settings.archive_tap_url, dataset.table), dataset, progress),
+            "archive",
+            f"{ARCHIVE} (TAP)",
+        )
+    frame = read_table(raw, filename=label)
+    if dataset.target not in frame.columns:
+        raise DataError(
+            f"the table from {label} has no {dataset.target!r} column; is it the "
+            f"{dataset.name} table ({dataset.table})?"
+        )
+    if dataset.default_rows_only and "default_flag" in frame.columns:
+        frame = frame[frame["default_flag"] == 1].reset_index(drop=True)
+    info = describe(
+        frame,
+        dataset_id=dataset.id,
+        name=dataset.name,
+        source=source,
+        source_label=label,
+        target=dataset.target,
+    )
+    store_table(storage, frame, info)
+    return info
+
+
+def _read_uri(uri: str, dataset: Builtin) -> bytes:
+    """A server-configured URI (never one from a client): a local path or gs://bucket/object."""
+    if uri.startswith("gs://"):
+        from shared.storage import GCSStorage
+
+        bucket, _, name = uri[len("gs://") :].partition("/")
+        try:
+            return GCSStorage(bucket).read_bytes(name)
+        except StorageError as error:
+            raise DataError(f"{dataset.env_var} could not be read: {error}") from None
+    try:
+        return Path(uri.removeprefix("file://")).read_bytes()
+    except OSError as error:
+        raise DataError(f"{dataset.env_var} could not be read: {error.strerror or error}") from None
+
+
+def _download(url: str, dataset: Builtin, progress: Progress) -> bytes:
+    unreachable = (
+        f"The {ARCHIVE} could not be reached ({{why}}). Upload the table yourself, or set "
+        f"{dataset.env_var} to a local copy or a gs:// URI of it."
+    )
+    request = urllib.request.Request(url, headers={"User-Agent": "mission-control-exoplanets"})
+    try:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            chunks, done = [], 0
+            progress(0, total)
+            while chunk := response.read(256 * 1024):
+                chunks.append(chunk)
+                done += len(chunk)
+                if done > MAX_DOWNLOAD_BYTES:
+                    raise DataError(f"the archive sent more than {MAX_DOWNLOAD_BYTES:,} bytes; stopped")
+                progress(done, total)
+    except urllib.error.HTTPError as error:
+        raise DataError(unreachable.format(why=f"it answered HTTP {error.code}")) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        raise DataError(unreachable.format(why=str(reason))) from None
+    return b"".join(chunks)
+
+
+# --- fetch status, so any web instance can show a download's progress ------------------------
+
+
+@dataclass(frozen=True)
+class FetchStatus:
+    state: str  # running | done | failed
+    done_bytes: int = 0
+    total_bytes: int | None = None
+    message: str = ""
+    updated: float = 0.0
+
+    @property
+    def stale(self) -> bool:
+        return self.state == "running" and time.time() - self.updated > FETCH_STALE_S
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+
+def read_fetch_status(storage: Storage, dataset_id: str) -> tuple[FetchStatus | None, int]:
+    """The status and its generation (0 when there is none)."""
+    try:
+        data, generation = storage.read_with_generation(fetch_key(dataset_id))
+    except ObjectNotFound:
+        return None, 0
+    return FetchStatus(**json.loads(data)), generation
+
+
+def claim_fetch(storage: Storage, dataset_id: str) -> int | None:
+    """Mark a fetch as running unless one already is; the generation on success, else None.
+
+    A compare-and-swap on the status object, so two web instances never download at once.
+    """
+    status, generation = read_fetch_status(storage, dataset_id)
+    if status is not None and status.state == "running" and not status.stale:
+        return None
+    running = FetchStatus("running", message="Starting", updated=time.time())
+    try:
+        return storage.write_bytes(fetch_key(dataset_id), running.to_json(), if_generation_match=generation)
+    except PreconditionFailed:
+        return None
+
+
+def run_fetch(dataset: Builtin, settings: Settings, storage: Storage) -> FetchStatus:
+    """Fetch a claimed dataset, reporting progress in its status object (at most twice a second)."""
+    last = [0.0]
+
+    def report(done: int, total: int | None) -> None:
+        now = time.time()
+        if now - last[0] >= 0.5 or (total is not None and done >= total):
+            last[0] = now
+            status = FetchStatus("running", done, total, "Downloading", now)
+            storage.write_bytes(fetch_key(dataset.id), status.to_json())
+
+    try:
+        info = fetch_builtin(dataset, settings, storage, report)
+        final = FetchStatus(
+            "done", message=f"Loaded {info.rows:,} rows × {info.columns} columns", updated=time.time()
+        )
+    except DataError as error:
+        final = FetchStatus("failed", message=str(error), updated=time.time())
+    except Exception:  # the status must not stay "running"; the traceback goes to the log
+        log.exception("fetching %s failed", dataset.id)
+        final = FetchStatus(
+            "failed",
+            message="Loading failed unexpectedly; the server log has the details.",
+            updated=time.time(),
+        )
+    storage.write_bytes(fetch_key(dataset.id), final.to_json())
+    return final
+
+
+def ensure_builtin(
+    dataset: Builtin, settings: Settings, storage: Storage, progress: Progress = _no_progress
+) -> DatasetInfo:
+    """The cached dataset, fetched first if it never was (downloads happen once)."""
+    return load_info(storage, dataset.id) or fetch_builtin(dataset, settings, storage, progress)
+
+
+def cached_advice(
+    storage: Storage,
+    info: DatasetInfo,
+    target: str,
+    mapping: Mapping[str, str | None] | None,
+    group_column: str | None,
+    known: Mapping[str, KnownColumn] | None = None,
+) -> list[ColumnAdvice]:
+    """Column advice for a dataset, target and label mapping, computed once per table version."""
+    question = json.dumps([info.table_sha256, target, mapping, group_column], sort_keys=True)
+    key = f"datasets/{info.id}/advice-{hashlib.sha256(question.encode()).hexdigest()[:16]}.json"
+    try:
+        return [ColumnAdvice.from_dict(a) for a in json.loads(storage.read_bytes(key))]
+    except ObjectNotFound:
+        pass
+    frame = load_table(storage, info.id)
+    advice = advise_setup(frame, info.profiles(), target, mapping, group_column, known)
+    storage.write_bytes(
+        key, json.dumps([a.to_dict() for a in advice]).encode(), content_type="application/json"
+    )
+    return advice

@@ -1,0 +1,67 @@
+"""A local stand-in for the NASA Exoplanet Archive's TAP service, serving the real exports.
+
+It answers `GET /TAP/sync?query=select+*+from+<table>&format=csv` like the archive: plain CSV
+without the `#` comment block the download button adds, with a Content-Length.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.nasa import K2_PATH, KOI_PATH, TESS_PATH
+
+TABLES = {"cumulative": KOI_PATH, "toi": TESS_PATH, "k2pandc": K2_PATH}
+
+
+class ArchiveServer(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.hits: Counter[str] = Counter()
+        self.fail_with: int | None = None  # answer every request with this HTTP status
+
+    @property
+    def tap_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/TAP/sync"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ArchiveServer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        words = query.get("query", [""])[0].split()
+        table = words[-1] if words[:3] == ["select", "*", "from"] and len(words) == 4 else None
+        if self.server.fail_with:
+            return self._send(self.server.fail_with, b"service unavailable")
+        if parts.path != "/TAP/sync" or query.get("format") != ["csv"] or table not in TABLES:
+            return self._send(400, b"bad TAP query")
+        self.server.hits[table] += 1
+        lines = TABLES[table].read_bytes().splitlines(keepends=True)
+        self._send(200, b"".join(line for line in lines if not line.startswith(b"#")))
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def archive_server():
+    server = ArchiveServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
