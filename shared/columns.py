@@ -67,7 +67,7 @@ def advise(
         if profile.name == target:
             continue
         reasons, leakage = [], False
-        if profile.name == group_column:
+        if profile.name == group_column and profile.name not in known:
             reasons.append("the group column: it keeps related rows on one side of every split")
         if profile.name in known:
             reasons.append(known[profile.name].reason)

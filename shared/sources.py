@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 60
 MAX_DOWNLOAD_BYTES = 1024**3
 FETCH_STALE_S = 120  # a "running" fetch not updated for this long is presumed dead
+ADVICE_VERSION = 1  # bump when the advice rules change, so cached advice is recomputed
 Progress = Callable[[int, int | None], None]  # bytes so far, total if known
 
 
@@ -201,7 +202,8 @@ def _download(url: str, dataset: Builtin, progress: Progress) -> bytes:
         raise DataError(unreachable.format(why=f"it answered HTTP {error.code}")) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
-        raise DataError(unreachable.format(why=str(reason))) from None
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        raise DataError(unreachable.format(why=why)) from None
     return b"".join(chunks)
 
 
@@ -293,7 +295,7 @@ def cached_advice(
     known: Mapping[str, KnownColumn] | None = None,
 ) -> list[ColumnAdvice]:
     """Column advice for a dataset, target and label mapping, computed once per table version."""
-    question = json.dumps([info.table_sha256, target, mapping, group_column], sort_keys=True)
+    question = json.dumps([ADVICE_VERSION, info.table_sha256, target, mapping, group_column], sort_keys=True)
     key = f"datasets/{info.id}/advice-{hashlib.sha256(question.encode()).hexdigest()[:16]}.json"
     try:
         return [ColumnAdvice.from_dict(a) for a in json.loads(storage.read_bytes(key))]
