@@ -1,0 +1,269 @@
+"""The job code the train function and the embedded worker both run.
+
+``run_job`` claims a requested job with a compare-and-swap on its status (a redelivered or
+duplicate trigger finds it claimed and does nothing), reports progress lines and a
+heartbeat, writes the outputs, and ends in ``succeeded`` or ``failed`` with a message a
+researcher can act on. Tracebacks go to the log, never into the status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from shared.bundle import build_metadata, write_bundle
+from shared.catalog import BUILTINS
+from shared.columns import leakage_warnings
+from shared.errors import DataError, MissionError, ObjectNotFound, PreconditionFailed, SpecError
+from shared.evaluation import evaluate, train_final
+from shared.profile import IDENTIFIER, column_kinds
+from shared.runs import (
+    EVALUATE,
+    FAILED,
+    HEARTBEAT_S,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobRequest,
+    Status,
+    job_key,
+    read_status,
+    write_status,
+)
+from shared.scoring import score_rows, to_csv_bytes
+from shared.sources import DatasetInfo, cached_advice, load_info, load_table
+from shared.spec import RunSpec
+from shared.storage import Storage
+from shared.threads import compute_threads
+
+log = logging.getLogger(__name__)
+UNEXPECTED = "Training failed unexpectedly; the log has the details. Restart the run to try again."
+
+
+class JobLost(Exception):
+    """Another worker took the job over (the run was restarted); stop quietly."""
+
+
+class Reporter:
+    """Owns a claimed job's status: progress lines and a heartbeat, each a compare-and-swap."""
+
+    def __init__(self, storage: Storage, run_id: str, mode: str, status: Status, generation: int) -> None:
+        self.storage, self.run_id, self.mode = storage, run_id, mode
+        self.status, self.generation = status, generation
+        self.lost = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"heartbeat-{run_id}")
+        self._beat.start()
+
+    def _write(self, status: Status) -> None:
+        with self._lock:
+            if self.lost:
+                raise JobLost
+            try:
+                self.generation = write_status(self.storage, self.run_id, self.mode, status, self.generation)
+            except PreconditionFailed:
+                self.lost = True
+                raise JobLost from None
+            self.status = status
+
+    def line(self, text: str, progress: float | None = None) -> None:
+        log.info("%s/%s: %s", self.run_id, self.mode, text)
+        self._write(self.status.with_line(text, progress))
+
+    def finish(self, state: str, text: str, message: str = "") -> None:
+        self._stop.set()
+        self._beat.join()
+        status = self.status.with_line(text, 1.0 if state == SUCCEEDED else None)
+        self._write(replace(status, state=state, message=message))
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._write(replace(self.status, heartbeat=time.time()))
+            except JobLost:
+                return
+            except Exception:  # storage hiccup: the next beat tries again
+                log.warning("heartbeat for %s failed", self.run_id, exc_info=True)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _load_request(storage: Storage, run_id: str, mode: str) -> tuple[JobRequest | None, str]:
+    try:
+        return JobRequest.from_json(storage.read_bytes(job_key(run_id, mode, "request.json"))), ""
+    except ObjectNotFound:
+        raise
+    except (ValueError, TypeError, KeyError):
+        return None, "the job request is not valid JSON with run_id, mode, spec and attempt"
+
+
+def claim(storage: Storage, run_id: str, mode: str, attempt: int) -> tuple[Status, int] | None:
+    """Take a queued job (or one requested without a status, as when a spec is dropped into
+    the bucket). None when it is already claimed or done: a duplicate delivery."""
+    status, generation = read_status(storage, run_id, mode)
+    if status is not None and (
+        status.attempt > attempt or (status.attempt == attempt and status.state != QUEUED)
+    ):
+        return None
+    running = Status(RUNNING, attempt=attempt, worker=worker_name()).with_line("Started", 0.01)
+    if status is not None:
+        running = replace(running, lines=(*status.lines, *running.lines))
+    try:
+        return running, write_status(storage, run_id, mode, running, generation)
+    except PreconditionFailed:
+        return None
+
+
+def run_job(run_id: str, mode: str, data: Storage, results: Storage, *, threads: int = 0) -> Status:
+    """Run one requested job to its end; returns the final (or, for a duplicate, current) status.
+
+    ObjectNotFound if the job was never requested.
+    """
+    request, problem = _load_request(results, run_id, mode)
+    claimed = claim(results, run_id, mode, request.attempt if request else 1)
+    if claimed is None:
+        current, _ = read_status(results, run_id, mode)
+        log.info("%s/%s is already %s; nothing to do", run_id, mode, current.state if current else "?")
+        return current
+    reporter = Reporter(results, run_id, mode, *claimed)
+    try:
+        if request is None:
+            raise SpecError(problem)
+        spec = RunSpec.from_dict(request.spec)
+        text = (
+            _evaluate(spec, run_id, data, results, reporter, threads)
+            if mode == EVALUATE
+            else _final(spec, run_id, data, results, reporter, threads)
+        )
+        reporter.finish(SUCCEEDED, text)
+    except JobLost:
+        log.warning("%s/%s was taken over by another worker; stopping", run_id, mode)
+    except MissionError as error:
+        _finish_failed(
+            reporter, f"The run's spec is invalid: {error}" if isinstance(error, SpecError) else str(error)
+        )
+    except Exception:
+        log.exception("%s/%s failed", run_id, mode)
+        _finish_failed(reporter, UNEXPECTED)
+    return reporter.status
+
+
+def _finish_failed(reporter: Reporter, message: str) -> None:
+    with contextlib.suppress(JobLost):
+        reporter.finish(FAILED, "Failed", message)
+
+
+def _dataset(spec: RunSpec, data: Storage) -> tuple[Any, DatasetInfo, dict[str, str], list[str], list[str]]:
+    """The table, its info, column kinds, key columns for outputs, and leakage warnings."""
+    info = load_info(data, spec.dataset)
+    if info is None:
+        raise DataError(f"dataset {spec.dataset!r} is not loaded; load or upload it first")
+    frame = load_table(data, spec.dataset)
+    builtin = BUILTINS.get(spec.dataset)
+    advice = cached_advice(
+        data,
+        info,
+        spec.target,
+        spec.label_mapping,
+        spec.group_column,
+        builtin.known_columns if builtin else None,
+    )
+    keys = list(builtin.key_columns) if builtin else [a.name for a in advice if a.kind == IDENTIFIER][:3]
+    return frame, info, column_kinds(info.profiles()), keys, leakage_warnings(spec.features, advice)
+
+
+def _evaluate(
+    spec: RunSpec, run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int
+) -> str:
+    frame, info, kinds, _, warnings = _dataset(spec, data)
+    with compute_threads(threads or None) as cores:
+        result = evaluate(frame, spec, kinds, n_jobs=cores, progress=reporter.line, leakage_warnings=warnings)
+    oof = io.BytesIO()
+    result.out_of_fold.to_parquet(oof, index=False)
+    results.write_bytes(job_key(run_id, EVALUATE, "oof.parquet"), oof.getvalue())
+    metrics = {**result.to_dict(), "spec": spec.to_dict(), "dataset": _describe(info)}
+    results.write_bytes(
+        job_key(run_id, EVALUATE, "metrics.json"),
+        json.dumps(metrics).encode(),
+        content_type="application/json",
+    )
+    headline = result.metrics.get("roc_auc", {}).get("mean")
+    return f"Done: ROC-AUC {headline:.3f}" if headline is not None else "Done"
+
+
+def _final(
+    spec: RunSpec, run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int
+) -> str:
+    frame, info, kinds, keys, warnings = _dataset(spec, data)
+    reporter.line(f"Loaded {len(frame):,} rows × {len(spec.features)} features", 0.05)
+    reporter.line("Fitting on all rows", 0.1)
+    with compute_threads(threads or None) as cores:
+        pipe, prepared, notes = train_final(frame, spec, kinds, n_jobs=cores)
+    reporter.line(f"Fitted on {len(prepared.labels):,} rows", 0.7)
+    metadata = build_metadata(
+        pipe,
+        spec,
+        prepared,
+        kinds,
+        run_id=run_id,
+        data_sha256=info.table_sha256,
+        metrics=_evaluation_of(results, run_id, spec),
+        notes=[*notes, *warnings],
+    )
+    metadata["key_columns"] = [k for k in keys if k in frame.columns and k not in spec.features]
+    metadata["data_source"] = _describe(info)
+    bundle = write_bundle(pipe, metadata)
+    results.write_bytes(job_key(run_id, "final", "bundle.zip"), bundle, content_type="application/zip")
+    reporter.line(f"Bundle written, {len(bundle) / 1e6:.1f} MB", 0.9)
+    if spec.score_classes:
+        ranked = score_rows(pipe, frame, spec, prepared.positive_class or pipe.classes_[-1], keys)
+        results.write_bytes(
+            job_key(run_id, "final", "candidates.csv"), to_csv_bytes(ranked), content_type="text/csv"
+        )
+        reporter.line(f"Ranked {len(ranked):,} {' and '.join(spec.score_classes)} rows", 0.95)
+    summary = {
+        "classes": metadata["classes"],
+        "features": metadata["features"],
+        "kept_features": metadata["kept_features"],
+        "training_rows": metadata["training_rows"],
+        "bundle_bytes": len(bundle),
+        "leakage_warnings": warnings,
+        "notes": notes,
+    }
+    results.write_bytes(
+        job_key(run_id, "final", "summary.json"),
+        json.dumps(summary).encode(),
+        content_type="application/json",
+    )
+    return "Done"
+
+
+def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, Any] | None:
+    """The run's evaluation metrics, if it evaluated exactly this spec."""
+    try:
+        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+    except ObjectNotFound:
+        return None
+    return metrics if metrics.get("spec") == spec.to_dict() else None
+
+
+def _describe(info: DatasetInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "source": info.source_label,
+        "fetched_at": info.fetched_at,
+        "rows": info.rows,
+        "table_sha256": info.table_sha256,
+    }

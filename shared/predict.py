@@ -1,0 +1,207 @@
+"""Prediction with a run's bundle: one row, JSON rows, or a large CSV streamed in chunks.
+
+Models load only from the run's own ``bundle.zip`` through the skops reader (never joblib),
+and are cached per process. Output columns: the input's key columns, ``prediction``, and one
+``probability_<class>`` column per class, in the bundle's class order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from shared.bundle import LoadedBundle, read_bundle
+from shared.errors import DataError, MissionError, ObjectNotFound
+from shared.runs import FINAL, SUCCEEDED, job_key, read_status
+from shared.storage import Storage
+
+CHUNK_BYTES = 8 * 1024 * 1024  # about 50,000 KOI-like rows per chunk: memory stays bounded
+MAX_JSON_ROWS = 100_000
+NUMERIC = "numeric"
+
+
+class ModelNotReady(MissionError):
+    """The run does not exist, or has no trained model yet."""
+
+
+class _ModelCache:
+    """A few recently used bundles per process, keyed by run id (bundles never change)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._items: OrderedDict[str, LoadedBundle] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, results: Storage, run_id: str) -> LoadedBundle:
+        with self._lock:
+            if run_id in self._items:
+                self._items.move_to_end(run_id)
+                return self._items[run_id]
+        bundle = _load(results, run_id)
+        with self._lock:
+            self._items[run_id] = bundle
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return bundle
+
+
+def _load(results: Storage, run_id: str) -> LoadedBundle:
+    status, _ = read_status(results, run_id, FINAL)
+    if status is None or status.state != SUCCEEDED:
+        state = "has not been trained on all data yet" if status is None else f"is {status.state}"
+        raise ModelNotReady(f"run {run_id} {state}; train it on all data first")
+    try:
+        return read_bundle(results.read_bytes(job_key(run_id, FINAL, "bundle.zip")))
+    except ObjectNotFound:
+        raise ModelNotReady(f"run {run_id} has no model bundle") from None
+
+
+MODELS = _ModelCache()
+
+
+def load_model(results: Storage, run_id: str) -> LoadedBundle:
+    return MODELS.get(results, run_id)
+
+
+# --- checking input -------------------------------------------------------------------------
+
+
+def _check_missing(columns: Iterable[str], bundle: LoadedBundle) -> None:
+    present = set(columns)
+    missing = [f for f in bundle.features if f not in present]
+    if missing:
+        raise DataError(f"missing feature columns: {', '.join(missing)}")
+
+
+def _coerce(frame: pd.DataFrame, bundle: LoadedBundle, first_row: int) -> pd.DataFrame:
+    """Numeric features as floats; a value that is not a finite number is named with its row."""
+    types = bundle.metadata["feature_types"]
+    out = frame.copy()
+    for name in bundle.features:
+        if types.get(name) != NUMERIC:
+            out[name] = frame[name].astype("str").where(frame[name].notna())
+            continue
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce") if column.dtype.kind not in "biuf" else column
+        numbers = numbers.astype(float)
+        blank = column.isna() | (column.astype(str).str.strip() == "")
+        bad = (numbers.isna() & ~blank) | np.isinf(numbers.to_numpy())
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            value = column.iloc[position]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            row = first_row + position
+            raise DataError(f"column {name!r} has a value that is not a finite number: {shown} in row {row}")
+        out[name] = numbers
+    return out
+
+
+def predict_frame(bundle: LoadedBundle, frame: pd.DataFrame, *, first_row: int = 1) -> pd.DataFrame:
+    """Key columns, the predicted class and every class's probability for each row."""
+    _check_missing(frame.columns, bundle)
+    features = _coerce(frame[bundle.features], bundle, first_row)
+    proba = bundle.pipe.predict_proba(features)
+    classes = [str(c) for c in bundle.pipe.classes_]
+    keys = [k for k in bundle.metadata.get("key_columns", []) if k in frame.columns]
+    out = frame[keys].reset_index(drop=True).copy()
+    out["prediction"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    for i, name in enumerate(classes):
+        out[f"probability_{name}"] = proba[:, i]
+    return out
+
+
+def predict_rows(bundle: LoadedBundle, rows: Any) -> pd.DataFrame:
+    """JSON rows: a list of objects, column name to value."""
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
+        raise DataError("rows must be a non-empty list of objects mapping column names to values")
+    if len(rows) > MAX_JSON_ROWS:
+        raise DataError(f"{len(rows):,} rows sent as JSON; at most {MAX_JSON_ROWS:,}: upload a CSV instead")
+    return predict_frame(bundle, pd.DataFrame.from_records(rows))
+
+
+# --- large CSV files, in chunks ----------------------------------------------------------------
+
+
+def _header(source: BinaryIO) -> tuple[list[str], int]:
+    """Column names and how many leading '#' comment lines to skip (NASA archive format)."""
+    skipped = 0
+    for raw in source:
+        line = raw.decode("utf-8-sig", errors="replace").strip()
+        if line.startswith("#") or not line:
+            skipped += 1
+            continue
+        source.seek(0)
+        return next(csv.reader([line])), skipped
+    raise DataError("the file is empty: no header row")
+
+
+def predict_csv(bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO) -> int:
+    """Stream a CSV (a seekable binary file) through the model into ``sink``; returns the row count.
+
+    Memory stays bounded: the file is read and written a chunk at a time.
+    """
+    names, skipped = _header(source)
+    if len(set(names)) != len(names):
+        raise DataError(
+            "the header repeats column names: " + ", ".join(sorted({n for n in names if names.count(n) > 1}))
+        )
+    _check_missing(names, bundle)
+    types = bundle.metadata["feature_types"]
+    keys = [k for k in bundle.metadata.get("key_columns", []) if k in names]
+    wanted = list(dict.fromkeys([*keys, *bundle.features]))
+    column_types = {n: (pa.float64() if types.get(n) == NUMERIC else pa.string()) for n in bundle.features}
+    column_types.update({k: pa.string() for k in keys})
+    try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(skip_rows=skipped, block_size=CHUNK_BYTES),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types, include_columns=wanted, strings_can_be_null=True
+            ),
+        )
+        rows, writer = 0, None
+        for batch in reader:
+            out = predict_frame(bundle, batch.to_pandas(), first_row=rows + 1)
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            if writer is None:
+                writer = pacsv.CSVWriter(sink, table.schema)
+            writer.write_table(table)
+            rows += len(out)
+    except pa.ArrowInvalid as error:
+        source.seek(0)
+        raise _explain(error, source, bundle, skipped) from None
+    if writer is None:
+        raise DataError("the file has a header but no data rows")
+    writer.close()
+    return rows
+
+
+def _explain(error: pa.ArrowInvalid, source: BinaryIO, bundle: LoadedBundle, skipped: int) -> DataError:
+    """Turn Arrow's conversion error into one naming the column and a sample row (slow path)."""
+    try:
+        for number, chunk in enumerate(
+            pd.read_csv(
+                source, skiprows=skipped, dtype=str, chunksize=50_000, usecols=lambda c: c in bundle.features
+            )
+        ):
+            _coerce(chunk, bundle, first_row=number * 50_000 + 1)
+    except DataError as named:
+        return named
+    except (ValueError, pd.errors.ParserError):
+        pass
+    return DataError(f"the CSV could not be parsed: {str(error).splitlines()[0]}")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return sink.getvalue()

@@ -1,0 +1,201 @@
+"""A run's life, all in storage: spec, job requests, status with progress lines, outputs.
+
+Layout under the results storage::
+
+    runs/<run id>/spec.json                 the wizard's current spec (draft)
+    runs/<run id>/<mode>/request.json       a job request: the spec snapshot and attempt number
+    runs/<run id>/<mode>/status.json        queued → running → succeeded | failed, with progress
+    runs/<run id>/evaluate/metrics.json     evaluate outputs (and oof.parquet)
+    runs/<run id>/final/bundle.zip          final outputs (and summary.json, candidates.csv)
+
+Writing a request is what starts a job: the storage-finalize event on ``request.json``
+triggers the train function in the cloud; locally the web app hands it to a worker.
+Every status change is a compare-and-swap on the status object's generation, so a
+redelivered trigger never runs a job twice and a dead worker's run can be restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from shared.spec import RunSpec
+from shared.storage import Storage
+
+EVALUATE = "evaluate"
+FINAL = "final"
+MODES = (EVALUATE, FINAL)
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+STALE_AFTER_S = 90  # a running job without a heartbeat for this long is presumed dead
+HEARTBEAT_S = 10
+RUN_ID = re.compile(r"r[0-9a-f]{32}")
+REQUEST_NAME = re.compile(r"runs/(r[0-9a-f]{32})/(evaluate|final)/request\.json")
+
+
+def new_run_id() -> str:
+    return "r" + secrets.token_hex(16)
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids are server-generated; anything else is refused before it touches storage."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise InvalidKey(f"not a run id: {run_id!r}")
+    return run_id
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InvalidKey(f"not a job mode: {mode!r}; expected one of {', '.join(MODES)}")
+    return mode
+
+
+def run_key(run_id: str, name: str) -> str:
+    return f"runs/{check_run_id(run_id)}/{name}"
+
+
+def job_key(run_id: str, mode: str, name: str) -> str:
+    return run_key(run_id, f"{check_mode(mode)}/{name}")
+
+
+def parse_request_name(name: str) -> tuple[str, str] | None:
+    """(run id, mode) if an object name is a job request, else None (events for other objects)."""
+    match = REQUEST_NAME.fullmatch(name)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --- the draft spec -----------------------------------------------------------------------
+
+
+def save_spec(storage: Storage, run_id: str, spec: Mapping[str, Any]) -> int:
+    """Store the wizard's draft (a dict: it may be incomplete while the user works)."""
+    return storage.write_bytes(
+        run_key(run_id, "spec.json"), json.dumps(spec).encode(), content_type="application/json"
+    )
+
+
+def load_spec(storage: Storage, run_id: str) -> dict[str, Any]:
+    return json.loads(storage.read_bytes(run_key(run_id, "spec.json")))
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str
+    attempt: int = 1
+    progress: float = 0.0
+    lines: tuple[tuple[str, str], ...] = ()  # (ISO time, text)
+    message: str = ""  # failure message a researcher can act on
+    heartbeat: float = field(default_factory=time.time)
+    worker: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (SUCCEEDED, FAILED)
+
+    @property
+    def stale(self) -> bool:
+        """Running (or queued) without a sign of life for too long: the worker died."""
+        return self.state in (QUEUED, RUNNING) and time.time() - self.heartbeat > STALE_AFTER_S
+
+    def with_line(self, text: str, progress: float | None = None) -> Status:
+        return replace(
+            self,
+            lines=(*self.lines, (now_iso(), text)),
+            progress=self.progress if progress is None else progress,
+            heartbeat=time.time(),
+        )
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["lines"] = [list(line) for line in self.lines]
+        return json.dumps(data).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Status:
+        raw = json.loads(data)
+        raw["lines"] = tuple(tuple(line) for line in raw.get("lines", ()))
+        return cls(**raw)
+
+
+def read_status(storage: Storage, run_id: str, mode: str) -> tuple[Status | None, int]:
+    """The job's status and its generation (None, 0 when the job was never requested)."""
+    try:
+        data, generation = storage.read_with_generation(job_key(run_id, mode, "status.json"))
+    except ObjectNotFound:
+        return None, 0
+    return Status.from_json(data), generation
+
+
+def write_status(storage: Storage, run_id: str, mode: str, status: Status, generation: int) -> int:
+    """Compare-and-swap: PreconditionFailed if the status changed since ``generation``."""
+    return storage.write_bytes(
+        job_key(run_id, mode, "status.json"),
+        status.to_json(),
+        content_type="application/json",
+        if_generation_match=generation,
+    )
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    run_id: str
+    mode: str
+    spec: dict[str, Any]
+    attempt: int
+    requested_at: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> JobRequest:
+        return cls(**json.loads(data))
+
+
+class JobConflict(Exception):
+    """The job is already queued or running (or finished, for a plain request)."""
+
+
+def request_job(
+    storage: Storage, run_id: str, mode: str, spec: RunSpec, *, restart: bool = False
+) -> JobRequest:
+    """Queue a job. The status is claimed first (compare-and-swap), then the request written:
+    of two clicks at once, one wins and the other gets JobConflict.
+
+    A new request is refused while the job is queued or running and alive; ``restart`` also
+    allows replacing a finished job (re-evaluate after changing the spec).
+    """
+    status, generation = read_status(storage, run_id, mode)
+    if status is not None and not status.stale and not (restart and status.finished):
+        raise JobConflict(f"the {mode} job of this run is already {status.state}")
+    attempt = 1 if status is None else status.attempt + 1
+    queued = Status(QUEUED, attempt=attempt).with_line("Queued", 0.0)
+    try:
+        write_status(storage, run_id, mode, queued, generation)
+    except PreconditionFailed:
+        raise JobConflict(f"the {mode} job of this run was just started elsewhere") from None
+    request = JobRequest(run_id, mode, spec.to_dict(), attempt, now_iso())
+    storage.write_bytes(
+        job_key(run_id, mode, "request.json"), request.to_json(), content_type="application/json"
+    )
+    return request
+
+
+def read_request(storage: Storage, run_id: str, mode: str) -> JobRequest:
+    return JobRequest.from_json(storage.read_bytes(job_key(run_id, mode, "request.json")))
