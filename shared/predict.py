@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 
 from shared.bundle import LoadedBundle, read_bundle
 from shared.errors import DataError, MissionError, ObjectNotFound
-from shared.runs import FINAL, SUCCEEDED, job_key, read_status
+from shared.runs import FINAL, SUCCEEDED, job_key, read_status, run_key
 from shared.storage import Storage
 
 CHUNK_BYTES = 8 * 1024 * 1024  # about 50,000 KOI-like rows per chunk: memory stays bounded
@@ -30,7 +30,11 @@ NUMERIC = "numeric"
 
 
 class ModelNotReady(MissionError):
-    """The run does not exist, or has no trained model yet."""
+    """The run does not exist (``found`` False), or has no trained model yet."""
+
+    def __init__(self, message: str, *, found: bool) -> None:
+        super().__init__(message)
+        self.found = found
 
 
 class _ModelCache:
@@ -56,13 +60,17 @@ class _ModelCache:
 
 def _load(results: Storage, run_id: str) -> LoadedBundle:
     status, _ = read_status(results, run_id, FINAL)
-    if status is None or status.state != SUCCEEDED:
-        state = "has not been trained on all data yet" if status is None else f"is {status.state}"
-        raise ModelNotReady(f"run {run_id} {state}; train it on all data first")
+    if status is None:
+        found = results.exists(run_key(run_id, "spec.json"))
+        what = "has not been trained on all data yet" if found else "does not exist"
+        raise ModelNotReady(f"run {run_id} {what}", found=found)
+    if status.state != SUCCEEDED:
+        message = f"run {run_id} is not trained yet: its final training is {status.state}"
+        raise ModelNotReady(message, found=True)
     try:
         return read_bundle(results.read_bytes(job_key(run_id, FINAL, "bundle.zip")))
     except ObjectNotFound:
-        raise ModelNotReady(f"run {run_id} has no model bundle") from None
+        raise ModelNotReady(f"run {run_id} has no model bundle", found=True) from None
 
 
 MODELS = _ModelCache()

@@ -201,8 +201,9 @@ def test_json_rows_and_extra_columns(stores, trained, koi):
 
 def test_untrained_and_unknown_runs(stores):
     _data, results = stores
-    with pytest.raises(ModelNotReady, match=r"has not been trained on all data yet"):
+    with pytest.raises(ModelNotReady, match=r"does not exist") as unknown:
         load_model(results, new_run_id())
+    assert not unknown.value.found
     run_id = start_run(results, koi_run_spec(["koi_period"]), EVALUATE)
     with pytest.raises(ModelNotReady, match=r"has not been trained on all data yet"):
         load_model(results, run_id)

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from starlette.testclient import TestClient
 
 from shared.settings import Settings
@@ -62,12 +61,3 @@ def test_each_deployable_gets_only_what_it_needs():
         if "==" in line
     }
     assert _requirements("dev.in") <= pinned  # every direct requirement is locked
-
-
-def test_cloudbuild_parses_and_deploys_the_webapp_image():
-    config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
-    steps = {step["id"]: step for step in config["steps"]}
-    assert "webapp/Dockerfile" in steps["build-webapp"]["args"]
-    assert steps["deploy-webapp"]["args"][:2] == ["run", "deploy"]
-    dockerfile = (ROOT / "webapp" / "Dockerfile").read_text()
-    assert "requirements/webapp.in" in dockerfile and "functions.in" not in dockerfile

@@ -1,0 +1,107 @@
+"""The predict function: batch prediction with a trained run's model over HTTP.
+
+Input, with the run named by `run_id` (query string, form field or JSON):
+- multipart/form-data with a CSV in the `file` field, or a CSV body (text/csv);
+- JSON {"run_id": ..., "rows": [{column: value, ...}, ...]};
+- JSON {"run_id": ..., "uri": "gs://<data bucket>/uploads/..."} for a CSV already uploaded to
+  storage (requests are capped at 32 MiB): the output is written next to it and its URI returned.
+Output: CSV with the input's key columns, `prediction` and one `probability_<class>` per class.
+"""
+
+import logging
+import shutil
+import tempfile
+
+import flask
+import functions_framework
+
+from shared.errors import DataError, InvalidKey, ObjectNotFound
+from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows
+from shared.runs import check_run_id
+from shared.settings import Settings
+from shared.storage import open_storage, validate_key
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s predict %(levelname)s %(message)s")
+SETTINGS = Settings.from_env()
+DATA = open_storage(SETTINGS.storage_url)
+RESULTS = open_storage(SETTINGS.results_url)
+SPOOL_BYTES = 8 * 1024 * 1024
+STORAGE_BASE = DATA.uri("uploads/x").removesuffix("uploads/x")  # e.g. gs://bucket/prefix/
+
+
+def _error(status: int, message: str) -> flask.Response:
+    return flask.make_response(flask.jsonify(error=message), status)
+
+
+def _csv_response(spool) -> flask.Response:
+    spool.seek(0)
+
+    def chunks():
+        with spool:
+            while block := spool.read(1024 * 1024):
+                yield block
+
+    return flask.Response(
+        chunks(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="predictions.csv"'},
+    )
+
+
+@functions_framework.http
+def predict_http(request: flask.Request) -> flask.Response:
+    if request.method != "POST":
+        return _error(405, "POST a CSV file, JSON rows or a storage URI with a run_id")
+    body = request.get_json(silent=True) if request.is_json else None
+    run_id = request.args.get("run_id") or request.form.get("run_id") or (body or {}).get("run_id")
+    try:
+        bundle = load_model(RESULTS, check_run_id(run_id))
+        if body is not None and "rows" in body:
+            return flask.Response(csv_bytes(predict_rows(bundle, body["rows"])), mimetype="text/csv")
+        if body is not None and "uri" in body:
+            return flask.jsonify(uri=_predict_stored(bundle, body["uri"]))
+        source = request.files.get("file")
+        stream = (
+            source.stream
+            if source is not None
+            else (request.stream if request.mimetype == "text/csv" else None)
+        )
+        if stream is None:
+            return _error(400, "send a CSV (multipart field 'file' or a text/csv body), JSON rows or a uri")
+        # closed by the response's generator once streamed, or here on error
+        output = tempfile.SpooledTemporaryFile(SPOOL_BYTES)  # noqa: SIM115
+        try:
+            with tempfile.TemporaryFile() as upload:
+                shutil.copyfileobj(stream, upload)
+                upload.seek(0)
+                predict_csv(bundle, upload, output)
+        except BaseException:
+            output.close()
+            raise
+        return _csv_response(output)
+    except InvalidKey as error:
+        return _error(400, str(error))
+    except ModelNotReady as error:
+        return _error(409 if error.found else 404, str(error))
+    except DataError as error:
+        return _error(400, str(error))
+
+
+def _predict_stored(bundle, uri: object) -> str:
+    """A CSV in our own data storage under uploads/; the output goes next to it."""
+    if not isinstance(uri, str) or not uri.startswith(STORAGE_BASE):
+        raise DataError(f"uri must name a CSV uploaded to this app's storage ({STORAGE_BASE}uploads/...)")
+    key = validate_key(uri[len(STORAGE_BASE) :])
+    if not key.startswith("uploads/"):
+        raise DataError("uri must point into uploads/")
+    out_key = f"{key.removesuffix('.csv')}.predictions.csv"
+    with tempfile.TemporaryFile() as upload, tempfile.TemporaryFile() as output:
+        try:
+            DATA.download_to_file(key, upload)
+        except ObjectNotFound:
+            raise DataError(f"no uploaded file at {uri}") from None
+        upload.seek(0)
+        predict_csv(bundle, upload, output)
+        output.seek(0)
+        DATA.upload_file(out_key, output, content_type="text/csv")
+    return DATA.uri(out_key)

@@ -1,0 +1,92 @@
+"""Real processes for the tests: functions-framework servers on 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> float:
+    """Seconds until the server answers any HTTP request (a 4xx counts: it is up)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return time.monotonic() - start
+        except urllib.error.HTTPError:
+            return time.monotonic() - start
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)
+    raise RuntimeError(f"server at {url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def start_function(
+    source: Path,
+    target: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    signature: str = "http",
+    cwd: Path = ROOT,
+) -> Server:
+    port = free_port()
+    log = log_dir / f"{target}-{port}.log"
+    command = [
+        FUNCTIONS_FRAMEWORK,
+        "--source",
+        str(source),
+        "--target",
+        target,
+        "--signature-type",
+        signature,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    wait_until_answering(url, process, log)
+    return Server(process, url, log)
+
+
+def function_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    env.update(values)
+    env.setdefault("PYTHONPATH", str(ROOT))
+    return env
