@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LOCK := requirements/lock.txt
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK)
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench lock clean stack
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -47,3 +47,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# The local cloud: storage emulator + train and predict functions + web app (see README).
+stack: $(VENV)/.installed-test
+	$(BIN)/python functions/local_stack.py

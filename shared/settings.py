@@ -35,6 +35,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 0  # 0: use every core the process may run on
+    train_trigger: str = "embedded"  # embedded | http | storage
+    train_url: str | None = None
+    predict_url: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -76,7 +79,21 @@ class Settings:
             host=get("HOST") or "127.0.0.1",
             port=_positive_int(env, "PORT", 8000),
             threads=_positive_int(env, "COMPUTE_THREADS", 0, allow_zero=True),
+            train_trigger=_train_trigger(get("TRAIN_TRIGGER"), mode, get("TRAIN_URL")),
+            train_url=get("TRAIN_URL"),
+            predict_url=get("PREDICT_URL"),
         )
+
+
+def _train_trigger(value: str | None, mode: str, train_url: str | None) -> str:
+    """How the web app starts a job: a local worker process, an HTTP call to the train
+    function, or nothing but the request written to storage (its finalize event triggers)."""
+    trigger = value or ("http" if train_url else "storage" if mode == CLOUD else "embedded")
+    if trigger not in ("embedded", "http", "storage"):
+        raise SettingsError(f"TRAIN_TRIGGER={trigger!r}: expected 'embedded', 'http' or 'storage'")
+    if trigger == "http" and not train_url:
+        raise SettingsError("TRAIN_TRIGGER=http needs TRAIN_URL, the train function's address")
+    return trigger
 
 
 def _bucket_url(value: str | None) -> str | None:

@@ -82,3 +82,21 @@ def test_assemble_command_line(tmp_path):
         check=True,
     )
     assert out.stdout.split() == [str(tmp_path / "b" / "train"), str(tmp_path / "b" / "predict")]
+
+
+def test_local_stack_starts_every_part(tmp_path):
+    from tests.processes import free_port
+
+    port = free_port()
+    out = subprocess.run(
+        [sys.executable, "functions/local_stack.py", "--smoke", "--port", str(port)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=function_env(),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    parts = ("storage", "train", "predict", "web")
+    summary = [line.split()[0] for line in out.stdout.splitlines() if line.startswith(parts)]
+    assert summary == list(parts)

@@ -149,6 +149,16 @@ def test_predict_json_rows_and_stored_uri(cloud, trained, koi):
     rows = json.loads(koi.head(5).to_json(orient="records"))
     response = httpx.post(cloud["predict_http"], json={"run_id": run_id, "rows": rows}, timeout=60)
     assert response.status_code == 200 and len(pd.read_csv(io.BytesIO(response.content))) == 5
+    as_json = httpx.post(
+        cloud["predict_http"],
+        json={"run_id": run_id, "rows": rows[:2]},
+        headers={"Accept": "application/json"},
+        timeout=60,
+    )
+    assert [set(r) >= {"prediction", "probability_PLANET", "kepoi_name"} for r in as_json.json()] == [
+        True,
+        True,
+    ]
     cloud["data"].write_bytes("uploads/u1/batch.csv", koi.head(300).to_csv(index=False).encode())
     uri = cloud["data"].uri("uploads/u1/batch.csv")
     response = httpx.post(cloud["predict_http"], json={"run_id": run_id, "uri": uri}, timeout=60)
@@ -255,3 +265,33 @@ def test_embedded_worker_runs_the_same_scenario(tmp_path, koi):
     np.testing.assert_allclose(
         out["probability_PLANET"], pipe.predict_proba(koi.head(200)[list(spec.features)])[:, 1]
     )
+
+
+def test_web_app_starts_jobs_through_the_train_function(cloud, koi):
+    """The local cloud wiring: the web app calls the train and predict functions over HTTP."""
+    from starlette.testclient import TestClient
+
+    from shared.settings import Settings
+    from webapp.app import create_app
+
+    settings = Settings(
+        storage_url=f"gs://{cloud['bucket']}/data",
+        results_url=f"gs://{cloud['bucket']}/results",
+        train_url=cloud["train_http"],
+        predict_url=cloud["predict_http"],
+        train_trigger="http",
+    )
+    app = create_app(settings)
+    spec = koi_run_spec(["koi_period", "koi_depth", "koi_prad"])
+    run_id = new_run_id()
+    from shared.runs import save_spec
+
+    save_spec(cloud["results"], run_id, spec.to_dict())
+    with TestClient(app) as client:
+        assert client.post(f"/runs/{run_id}/jobs/final", headers={"HX-Request": "true"}).status_code == 200
+        status = _wait(cloud["results"], run_id, FINAL)
+        assert status.state == SUCCEEDED, status.message
+        rows = json.loads(koi.head(2).to_json(orient="records"))
+        predicted = app.state.dispatcher.predict_rows(run_id, rows)
+    assert [r["kepoi_name"] for r in predicted] == koi["kepoi_name"].head(2).tolist()
+    assert all(abs(r["probability_PLANET"] + r["probability_FALSE POSITIVE"] - 1) < 1e-9 for r in predicted)

@@ -54,3 +54,21 @@ def test_dataset_uris_from_the_original_variables():
 def test_bad_values_are_named(env, match):
     with pytest.raises(SettingsError, match=match):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "trigger"),
+    [
+        ({}, "embedded"),
+        ({"TRAIN_URL": "http://127.0.0.1:9000/"}, "http"),
+        ({"APP_MODE": "cloud"}, "storage"),
+        ({"APP_MODE": "cloud", "TRAIN_URL": "https://train", "TRAIN_TRIGGER": "storage"}, "storage"),
+    ],
+)
+def test_train_trigger(env, trigger):
+    assert Settings.from_env(env).train_trigger == trigger
+
+
+def test_http_trigger_needs_an_address():
+    with pytest.raises(SettingsError, match="TRAIN_TRIGGER=http needs TRAIN_URL"):
+        Settings.from_env({"TRAIN_TRIGGER": "http"})

@@ -57,7 +57,10 @@ def predict_http(request: flask.Request) -> flask.Response:
     try:
         bundle = load_model(RESULTS, check_run_id(run_id))
         if body is not None and "rows" in body:
-            return flask.Response(csv_bytes(predict_rows(bundle, body["rows"])), mimetype="text/csv")
+            out = predict_rows(bundle, body["rows"])
+            if request.accept_mimetypes.best == "application/json":
+                return flask.Response(out.to_json(orient="records"), mimetype="application/json")
+            return flask.Response(csv_bytes(out), mimetype="text/csv")
         if body is not None and "uri" in body:
             return flask.jsonify(uri=_predict_stored(bundle, body["uri"]))
         source = request.files.get("file")
