@@ -59,17 +59,32 @@ def main() -> None:
     gcs.start()
     emulator_log = gcs._process.stderr  # the wrapper pipes it and never reads it: drain it here
     threading.Thread(target=_drain, args=(emulator_log,), daemon=True).start()
-    storage.Client(project="local", credentials=AnonymousCredentials(),
-                   client_options={"api_endpoint": gcs.url}).create_bucket(BUCKET)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "STORAGE_EMULATOR_HOST": gcs.url,
-           "STORAGE_URL": f"gs://{BUCKET}/data", "RESULTS_URL": f"gs://{BUCKET}/results"}
+    storage.Client(
+        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs.url}
+    ).create_bucket(BUCKET)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "STORAGE_EMULATOR_HOST": gcs.url,
+        "STORAGE_URL": f"gs://{BUCKET}/data",
+        "RESULTS_URL": f"gs://{BUCKET}/results",
+    }
     ports = {"train": args.port + 1, "predict": args.port + 2}
     processes: list[subprocess.Popen] = []
 
     def function(name: str, target: str) -> str:
         url = f"http://127.0.0.1:{ports[name]}/"
-        command = [str(BIN / "functions-framework"), "--source", str(ROOT / "functions" / name / "main.py"),
-                   "--target", target, "--host", "127.0.0.1", "--port", str(ports[name])]
+        command = [
+            str(BIN / "functions-framework"),
+            "--source",
+            str(ROOT / "functions" / name / "main.py"),
+            "--target",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports[name]),
+        ]
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env))
         _wait(url, processes[-1])
         return url

@@ -21,16 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
-from typing import Any
-
-import joblib
-import skops.io as sio
+from typing import TYPE_CHECKING, Any
 
 from shared import __version__
 from shared.errors import BundleError
-from shared.evaluation import Prepared
-from shared.pipeline import kept_features
 from shared.spec import RunSpec
+
+if TYPE_CHECKING:
+    from shared.evaluation import Prepared
 
 JOBLIB_NAME = "model.joblib"
 SKOPS_NAME = "model.skops"
@@ -68,6 +66,11 @@ class LoadedBundle:
         return list(self.metadata["classes"])
 
 
+# joblib and skops load on first use: skops builds its trusted-type tables by importing most
+# of scikit-learn (over a second), which a function's cold start should not pay before it
+# has a model to load.
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "mission-control": __version__}
     for name in _VERSIONED:
@@ -89,6 +92,8 @@ def build_metadata(
     metrics: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,
 ) -> dict[str, Any]:
+    from shared.pipeline import kept_features
+
     return {
         "bundle_format": BUNDLE_FORMAT,
         "run_id": run_id,
@@ -116,6 +121,9 @@ def build_metadata(
 
 def write_bundle(pipe: Any, metadata: Mapping[str, Any]) -> bytes:
     """The bundle as zip bytes. ``metadata`` comes from :func:`build_metadata`."""
+    import joblib
+    import skops.io as sio
+
     features = list(metadata["features"])
     artifact = {
         "pipe": pipe,
@@ -176,6 +184,8 @@ def read_bundle(data: bytes) -> LoadedBundle:
 
 def load_skops(data: bytes) -> Any:
     """Load a skops file, refusing (by name) any type outside skops' defaults and TRUSTED_TYPES."""
+    import skops.io as sio
+
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as error:  # skops raises a variety of errors on malformed files

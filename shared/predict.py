@@ -24,7 +24,7 @@ from shared.errors import DataError, MissionError, ObjectNotFound
 from shared.runs import FINAL, SUCCEEDED, job_key, read_status, run_key
 from shared.storage import Storage
 
-CHUNK_BYTES = 8 * 1024 * 1024  # about 50,000 KOI-like rows per chunk: memory stays bounded
+CHUNK_BYTES = 8 * 1024 * 1024  # about 25,000 KOI-like rows per chunk: memory stays bounded
 MAX_JSON_ROWS = 100_000
 NUMERIC = "numeric"
 
@@ -93,24 +93,31 @@ def _check_missing(columns: Iterable[str], bundle: LoadedBundle) -> None:
 def _coerce(frame: pd.DataFrame, bundle: LoadedBundle, first_row: int) -> pd.DataFrame:
     """Numeric features as floats; a value that is not a finite number is named with its row."""
     types = bundle.metadata["feature_types"]
-    out = frame.copy()
+    columns = {}
     for name in bundle.features:
-        if types.get(name) != NUMERIC:
-            out[name] = frame[name].astype("str").where(frame[name].notna())
-            continue
         column = frame[name]
-        numbers = pd.to_numeric(column, errors="coerce") if column.dtype.kind not in "biuf" else column
-        numbers = numbers.astype(float)
-        blank = column.isna() | (column.astype(str).str.strip() == "")
-        bad = (numbers.isna() & ~blank) | np.isinf(numbers.to_numpy())
+        if types.get(name) != NUMERIC:
+            columns[name] = (
+                column if pd.api.types.is_string_dtype(column) else column.astype("str").where(column.notna())
+            )
+            continue
+        if column.dtype.kind in "biuf":  # parsed as numbers already: only infinities can be wrong
+            numbers = column.to_numpy(dtype=float)
+            bad = np.isinf(numbers)
+        else:
+            numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+            unparsed = np.isnan(numbers) & column.notna().to_numpy()
+            if unparsed.any():  # blank text is a missing value, anything else is an error
+                unparsed[unparsed] = column[unparsed].astype(str).str.strip().to_numpy() != ""
+            bad = unparsed | np.isinf(numbers)
         if bad.any():
-            position = int(np.flatnonzero(bad.to_numpy())[0])
+            position = int(np.flatnonzero(bad)[0])
             value = column.iloc[position]
             shown = repr(value) if isinstance(value, str) else str(value)
             row = first_row + position
             raise DataError(f"column {name!r} has a value that is not a finite number: {shown} in row {row}")
-        out[name] = numbers
-    return out
+        columns[name] = numbers
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def predict_frame(bundle: LoadedBundle, frame: pd.DataFrame, *, first_row: int = 1) -> pd.DataFrame:
