@@ -230,6 +230,7 @@ class EvaluationResult:
     dropped_rows: int
     notes: list[str] = field(default_factory=list)
     leakage_warnings: list[str] = field(default_factory=list)  # shown on every metric view
+    curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -243,6 +244,7 @@ class EvaluationResult:
             "dropped_rows": self.dropped_rows,
             "notes": self.notes,
             "leakage_warnings": self.leakage_warnings,
+            "curves": self.curves,
         }
 
 
@@ -314,7 +316,49 @@ def evaluate(
         data.dropped_rows,
         notes,
         list(leakage_warnings),
+        curves(oof, data.classes, data.positive_class),
     )
+
+
+MAX_CURVE_POINTS = 150
+
+
+def curves(oof: pd.DataFrame, classes: list[str], positive: str | None) -> dict[str, list[dict[str, Any]]]:
+    """ROC and precision-recall curves from out-of-fold probabilities, a few points each:
+    the positive class for a binary problem, each class against the rest otherwise."""
+    out: dict[str, list[dict[str, Any]]] = {"roc": [], "pr": []}
+    truth = oof["true"].to_numpy()
+    for label in [positive] if positive is not None else classes:
+        is_class = truth == label
+        if is_class.all() or not is_class.any():
+            continue
+        scores = oof[f"proba_{label}"].to_numpy()
+        fpr, tpr, _ = skm.roc_curve(is_class, scores)
+        precision, recall, _ = skm.precision_recall_curve(is_class, scores)
+        out["roc"].append(
+            {
+                "label": label,
+                "x": _thin(fpr),
+                "y": _thin(tpr),
+                "area": float(skm.roc_auc_score(is_class, scores)),
+            }
+        )
+        out["pr"].append(
+            {
+                "label": label,
+                "x": _thin(recall[::-1]),
+                "y": _thin(precision[::-1]),
+                "area": float(skm.average_precision_score(is_class, scores)),
+                "base": float(is_class.mean()),
+            }
+        )
+    return out
+
+
+def _thin(values: np.ndarray) -> list[float]:
+    if len(values) > MAX_CURVE_POINTS:
+        values = values[np.unique(np.linspace(0, len(values) - 1, MAX_CURVE_POINTS).round().astype(int))]
+    return [round(float(v), 4) for v in values]
 
 
 def _aligned_proba(pipe: Any, features: pd.DataFrame, classes: list[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -214,6 +215,27 @@ def _explain(error: pa.ArrowInvalid, source: BinaryIO, bundle: LoadedBundle, ski
     except (ValueError, pd.errors.ParserError):
         pass
     return DataError(f"the CSV could not be parsed: {str(error).splitlines()[0]}")
+
+
+def output_key(key: str) -> str:
+    """Where the predictions for an uploaded CSV go: next to it."""
+    return f"{key.removesuffix('.csv')}.predictions.csv"
+
+
+def predict_stored(bundle: LoadedBundle, data: Storage, key: str) -> str:
+    """Predict an uploaded CSV already in storage (``uploads/...``); returns the output's key."""
+    if not key.startswith("uploads/"):
+        raise DataError("only files under uploads/ can be predicted")
+    with tempfile.TemporaryFile() as upload, tempfile.TemporaryFile() as output:
+        try:
+            data.download_to_file(key, upload)
+        except ObjectNotFound:
+            raise DataError("the uploaded file is gone; upload it again") from None
+        upload.seek(0)
+        predict_csv(bundle, upload, output)
+        output.seek(0)
+        data.upload_file(output_key(key), output, content_type="text/csv")
+    return output_key(key)
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

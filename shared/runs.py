@@ -199,3 +199,75 @@ def request_job(
 
 def read_request(storage: Storage, run_id: str, mode: str) -> JobRequest:
     return JobRequest.from_json(storage.read_bytes(job_key(run_id, mode, "request.json")))
+
+
+# --- ownership and history --------------------------------------------------------------------
+
+WORKSPACE_ID = re.compile(r"w[0-9a-f]{32}")
+
+
+def new_workspace_id() -> str:
+    return "w" + secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """Who a run belongs to and what it is about, for the history page."""
+
+    workspace: str
+    dataset: str
+    dataset_name: str
+    created: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RunMeta:
+        return cls(**json.loads(data))
+
+
+def create_run(
+    storage: Storage, workspace: str, dataset: str, dataset_name: str, spec: Mapping[str, Any]
+) -> str:
+    """A new run with its draft spec, owned by ``workspace`` and listed in its history."""
+    if not WORKSPACE_ID.fullmatch(workspace):
+        raise InvalidKey(f"not a workspace id: {workspace!r}")
+    run_id = new_run_id()
+    meta = RunMeta(workspace, dataset, dataset_name, now_iso())
+    storage.create(run_key(run_id, "meta.json"), meta.to_json(), content_type="application/json")
+    save_spec(storage, run_id, spec)
+    storage.create(f"workspaces/{workspace}/runs/{run_id}", b"", content_type="text/plain")
+    return run_id
+
+
+def load_meta(storage: Storage, run_id: str) -> RunMeta:
+    return RunMeta.from_json(storage.read_bytes(run_key(run_id, "meta.json")))
+
+
+def workspace_runs(storage: Storage, workspace: str) -> list[str]:
+    """The workspace's run ids, newest first."""
+    keys = storage.list(f"workspaces/{workspace}/runs/")
+    infos = [(storage.stat(key).generation, key.rsplit("/", 1)[1]) for key in keys]
+    return [run_id for _, run_id in sorted(infos, reverse=True)]
+
+
+def update_spec(storage: Storage, run_id: str, change: Any) -> dict[str, Any]:
+    """Read-modify-write the draft spec with a compare-and-swap, retrying on a concurrent edit.
+
+    ``change`` takes the spec dict and returns the new one (or raises to abort).
+    """
+    for _ in range(10):
+        data, generation = storage.read_with_generation(run_key(run_id, "spec.json"))
+        updated = change(json.loads(data))
+        try:
+            storage.write_bytes(
+                run_key(run_id, "spec.json"),
+                json.dumps(updated).encode(),
+                content_type="application/json",
+                if_generation_match=generation,
+            )
+            return updated
+        except PreconditionFailed:
+            continue
+    raise PreconditionFailed(f"run {run_id}'s settings kept changing; try again")

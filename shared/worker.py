@@ -32,6 +32,14 @@ def predict(run_id: str, results_url: str, rows: list[dict[str, Any]]) -> list[d
     return predict_rows(load_model(open_storage(results_url), run_id), rows).to_dict("records")
 
 
+def predict_file(run_id: str, storage_url: str, results_url: str, key: str) -> str:
+    """Batch prediction of an uploaded CSV in storage; returns the output's key."""
+    from shared.predict import load_model, predict_stored
+    from shared.storage import open_storage
+
+    return predict_stored(load_model(open_storage(results_url), run_id), open_storage(storage_url), key)
+
+
 class LocalWorker:
     """One worker process (fits use every core), recreated if it dies mid-job."""
 

@@ -1,18 +1,41 @@
 """The Starlette application factory."""
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from shared.settings import Settings
-from shared.storage import open_storage
-from webapp import datasets, home, runs
+from shared.settings import CLOUD, Settings, SettingsError
+from shared.storage import LocalStorage, open_storage
+from webapp import datasets, history, home, runs
 from webapp.dispatch import Dispatcher
+from webapp.logs import RequestLog
+from webapp.steps import dataset, evaluate, features, model, predict, ship
 from webapp.templating import ROOT
+
+
+def session_secret(settings: Settings) -> str:
+    """SECRET_KEY (or FLASK_SECRET_KEY); in embedded mode a key kept beside local storage."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.mode == CLOUD:
+        raise SettingsError("SECRET_KEY is not set: cloud mode needs a real secret to sign sessions")
+    storage = open_storage(settings.storage_url)
+    if not isinstance(storage, LocalStorage):
+        return secrets.token_urlsafe(32)  # sessions last as long as this process
+    path = Path(storage.url) / ".session-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -25,19 +48,44 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.background.shutdown(wait=False, cancel_futures=True)
         app.state.dispatcher.shutdown()
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s" if settings.mode == CLOUD else "%(asctime)s %(message)s"
+    )
+    middleware = [
+        Middleware(RequestLog, as_json=settings.mode == CLOUD),
+        Middleware(
+            SessionMiddleware,
+            secret_key=session_secret(settings),
+            session_cookie="mission_session",
+            same_site="lax",
+            https_only=settings.mode == CLOUD,
+            max_age=400 * 24 * 3600,
+        ),
+    ]
+    run_steps = [
+        *dataset.routes,
+        *features.routes,
+        *model.routes,
+        *evaluate.routes,
+        *ship.routes,
+        *predict.routes,
+        *runs.routes,
+    ]
     app = Starlette(
         routes=[
             *home.routes,
+            *dataset.start_routes,
             Mount("/datasets", routes=datasets.routes),
-            Mount("/runs", routes=runs.routes),
+            Mount("/runs", routes=[*history.routes, Mount("/{run_id}", routes=run_steps)]),
             Mount("/static", app=StaticFiles(directory=ROOT / "static"), name="static"),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.storage = open_storage(settings.storage_url)
     app.state.results = open_storage(settings.results_url)
-    app.state.dispatcher = Dispatcher(settings)
+    app.state.dispatcher = Dispatcher(settings, app.state.storage.uri)
     # dataset downloads: I/O-bound, kept off the event loop
     app.state.background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch")
     return app

@@ -20,7 +20,7 @@ def _builtin(request: Request) -> Builtin:
     return dataset
 
 
-def _card(request: Request, dataset: Builtin) -> dict:
+def card_context(request: Request, dataset: Builtin) -> dict:
     storage = request.app.state.storage
     status, _ = read_fetch_status(storage, dataset.id)
     return {
@@ -32,12 +32,14 @@ def _card(request: Request, dataset: Builtin) -> dict:
 
 
 async def index(request: Request) -> Response:
-    cards = [_card(request, d) for d in BUILTINS.values()]
+    cards = [card_context(request, d) for d in BUILTINS.values()]
     return render(request, "datasets.html", "_dataset_cards.html", {"cards": cards})
 
 
 async def card(request: Request) -> Response:
-    return render(request, "dataset_card.html", "_dataset_card.html", _card(request, _builtin(request)))
+    return render(
+        request, "dataset_card.html", "_dataset_card.html", card_context(request, _builtin(request))
+    )
 
 
 async def fetch(request: Request) -> Response:
@@ -47,7 +49,7 @@ async def fetch(request: Request) -> Response:
     if claim_fetch(state.storage, dataset.id) is not None:
         loop = asyncio.get_running_loop()
         loop.run_in_executor(state.background, run_fetch, dataset, state.settings, state.storage)
-    return render(request, "dataset_card.html", "_dataset_card.html", _card(request, dataset))
+    return render(request, "dataset_card.html", "_dataset_card.html", card_context(request, dataset))
 
 
 async def detail(request: Request) -> Response:
@@ -55,7 +57,7 @@ async def detail(request: Request) -> Response:
     storage = request.app.state.storage
     info = load_info(storage, dataset.id)
     if info is None:
-        return render(request, "dataset_card.html", "_dataset_card.html", _card(request, dataset))
+        return render(request, "dataset_card.html", "_dataset_card.html", card_context(request, dataset))
     try:
         setup = dataset.setup(request.query_params.get("setup", dataset.default_setup.key))
     except DataError as error:

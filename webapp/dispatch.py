@@ -17,15 +17,18 @@ import urllib.request
 from typing import Any
 
 from shared import worker
+from shared.predict import output_key
 from shared.settings import CLOUD, Settings
 
 log = logging.getLogger("webapp.dispatch")
 PREDICT_TIMEOUT_S = 60
+PREDICT_STORED_TIMEOUT_S = 600
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, storage_uri: Any = None) -> None:
         self.settings = settings
+        self.storage_uri = storage_uri  # key -> URI in the data storage, for the predict function
         self._worker = worker.LocalWorker() if settings.train_trigger == "embedded" else None
 
     def start(self, run_id: str, mode: str) -> None:
@@ -44,6 +47,16 @@ class Dispatcher:
             future = self._worker.submit(worker.predict, run_id, self.settings.results_url, rows)
             return future.result(timeout=PREDICT_TIMEOUT_S)
         return self._post(self.settings.predict_url, {"run_id": run_id, "rows": rows}, PREDICT_TIMEOUT_S)
+
+    def predict_stored(self, run_id: str, key: str) -> str:
+        """Predict an uploaded CSV in the data storage; returns the output's key."""
+        s = self.settings
+        if self._worker is not None:
+            return self._worker.submit(worker.predict_file, run_id, s.storage_url, s.results_url, key).result(
+                timeout=PREDICT_STORED_TIMEOUT_S
+            )
+        self._post(s.predict_url, {"run_id": run_id, "uri": self.storage_uri(key)}, PREDICT_STORED_TIMEOUT_S)
+        return output_key(key)
 
     def _post(self, url: str | None, body: dict[str, Any], timeout: float) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -15,8 +15,8 @@ import tempfile
 import flask
 import functions_framework
 
-from shared.errors import DataError, InvalidKey, ObjectNotFound
-from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows
+from shared.errors import DataError, InvalidKey
+from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows, predict_stored
 from shared.runs import check_run_id
 from shared.settings import Settings
 from shared.storage import open_storage, validate_key
@@ -97,14 +97,4 @@ def _predict_stored(bundle, uri: object) -> str:
     key = validate_key(uri[len(STORAGE_BASE) :])
     if not key.startswith("uploads/"):
         raise DataError("uri must point into uploads/")
-    out_key = f"{key.removesuffix('.csv')}.predictions.csv"
-    with tempfile.TemporaryFile() as upload, tempfile.TemporaryFile() as output:
-        try:
-            DATA.download_to_file(key, upload)
-        except ObjectNotFound:
-            raise DataError(f"no uploaded file at {uri}") from None
-        upload.seek(0)
-        predict_csv(bundle, upload, output)
-        output.seek(0)
-        DATA.upload_file(out_key, output, content_type="text/csv")
-    return DATA.uri(out_key)
+    return DATA.uri(predict_stored(bundle, DATA, key))

@@ -1,0 +1,72 @@
+"""This browser's runs, and two or more of them side by side."""
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.errors import InvalidKey, ObjectNotFound
+from shared.runs import (
+    EVALUATE,
+    FINAL,
+    check_run_id,
+    job_key,
+    load_meta,
+    load_spec,
+    read_status,
+    workspace_runs,
+)
+from webapp.htmx import render
+from webapp.plots import curve_plots
+from webapp.workspace import workspace_of
+
+
+def _summary(request: Request, run_id: str) -> dict:
+    results = request.app.state.results
+    meta, spec = load_meta(results, run_id), load_spec(results, run_id)
+    evaluate, _ = read_status(results, run_id, EVALUATE)
+    final, _ = read_status(results, run_id, FINAL)
+    metrics = None
+    if evaluate is not None and evaluate.state == "succeeded":
+        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+    return {
+        "run_id": run_id,
+        "meta": meta,
+        "spec": spec,
+        "evaluate": evaluate,
+        "final": final,
+        "metrics": metrics,
+        "family": (spec.get("model") or {}).get("family", "–"),
+    }
+
+
+async def history(request: Request) -> Response:
+    runs = [_summary(request, r) for r in workspace_runs(request.app.state.results, workspace_of(request))]
+    return render(request, "history.html", "_history.html", {"runs": runs})
+
+
+async def compare(request: Request) -> Response:
+    workspace = workspace_of(request)
+    chosen = request.query_params.getlist("run")
+    if len(chosen) < 2:
+        raise HTTPException(400, "Pick at least two runs to compare.")
+    runs = []
+    for run_id in chosen[:6]:
+        try:
+            summary = _summary(request, check_run_id(run_id))
+        except (InvalidKey, ObjectNotFound):
+            raise HTTPException(404, "No such run.") from None
+        if summary["meta"].workspace != workspace:
+            raise HTTPException(404, "No such run.")
+        summary["plots"] = curve_plots(summary["metrics"]) if summary["metrics"] else None
+        runs.append(summary)
+    names = sorted({name for r in runs if r["metrics"] for name in r["metrics"]["metrics"]})
+    return render(request, "compare.html", "_compare.html", {"runs": runs, "metric_names": names})
+
+
+routes = [
+    Route("/", history, name="history"),
+    Route("/compare", compare, name="compare"),
+]

@@ -1,0 +1,1 @@
+"""One module per wizard step, each exporting its routes."""

@@ -1,0 +1,73 @@
+"""Step 4: holdout or k folds, grouped by the dataset's group column by default; "Evaluate"
+starts the run's evaluate job and shows its self-replacing status, then the metrics."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.errors import SpecError
+from shared.runs import EVALUATE, update_spec
+from shared.spec import EvaluationPlan, RunSpec
+from webapp.runs import job_context, start
+from webapp.wizard import RunState, load_run, step_page
+
+
+def _context(request: Request, state: RunState, problem: str = "") -> dict:
+    plan = {**EvaluationPlan().__dict__, **(state.spec.get("evaluation") or {})}
+    columns = [p.name for p in state.info.profiles()] if state.info else []
+    try:
+        RunSpec.from_dict(state.spec)
+        incomplete = ""
+    except SpecError as error:
+        incomplete = str(error)
+    return {
+        "plan": plan,
+        "columns": columns,
+        "group_column": state.spec.get("group_column"),
+        "incomplete": incomplete,
+        "problem": problem,
+        "job": job_context(request, state.run_id, EVALUATE),
+    }
+
+
+async def evaluate_step(request: Request) -> Response:
+    state = load_run(request)
+    return step_page(request, state, "evaluate", _context(request, state))
+
+
+def _number(value: object, cast: type) -> object:
+    try:
+        return cast(str(value))
+    except ValueError:
+        return value  # the spec parser names it
+
+
+async def start_evaluation(request: Request) -> Response:
+    """Save the evaluation plan, then (re)start the evaluate job."""
+    state = load_run(request)
+    form = await request.form()
+    method = str(form.get("method", "kfold"))
+    plan = {
+        "method": method,
+        "folds": _number(form.get("folds", 5), int),
+        "test_size": _number(form.get("test_size", 0.2), float),
+        "stratified": form.get("stratified") == "on",
+        "seed": _number(form.get("seed", 42), int),
+    }
+    group = str(form.get("group_column", "")) or None
+
+    def change(spec: dict) -> dict:
+        return {**spec, "evaluation": plan, "group_column": group}
+
+    try:
+        RunSpec.from_dict(change(state.spec))
+    except SpecError as error:
+        return step_page(request, state, "evaluate", _context(request, state, str(error)), status_code=400)
+    update_spec(request.app.state.results, state.run_id, change)
+    return start(request, state.run_id, EVALUATE, restart=True)
+
+
+routes = [
+    Route("/evaluate", evaluate_step, name="step_evaluate"),
+    Route("/evaluate", start_evaluation, methods=["POST"], name="start_evaluation"),
+]

@@ -1,0 +1,182 @@
+"""Step 2: the target and its label setup, then the features (live search, select visible)."""
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.catalog import LabelSetup
+from shared.columns import ColumnAdvice, default_features
+from shared.profile import ColumnProfile
+from shared.runs import update_spec
+from shared.sources import cached_advice
+from webapp.htmx import is_htmx, render
+from webapp.wizard import RunState, go_to_step, load_run, step_page
+
+MAX_TARGET_CLASSES = 50
+RAW = LabelSetup("raw", "All classes", "Learn the target's classes as they are.", None)
+
+
+def target_choices(state: RunState) -> list[ColumnProfile]:
+    """Columns that can be a classification target: 2 to 50 distinct values."""
+    return [p for p in state.info.profiles() if 2 <= p.distinct <= MAX_TARGET_CLASSES]
+
+
+def setups(state: RunState, target: str | None) -> tuple[LabelSetup, ...]:
+    if state.builtin is not None and target == state.builtin.target:
+        return state.builtin.setups
+    return (RAW,)
+
+
+def _advice(request: Request, state: RunState) -> list[ColumnAdvice]:
+    spec = state.spec
+    known = state.builtin.known_columns if state.builtin else None
+    return cached_advice(
+        request.app.state.storage,
+        state.info,
+        spec["target"],
+        spec.get("label_mapping"),
+        spec.get("group_column"),
+        known,
+    )
+
+
+def _with_defaults(request: Request, state: RunState) -> RunState:
+    """A new target leaves features unset (None): fill in the advised defaults once."""
+    if state.spec.get("target") and state.spec.get("features") is None:
+        features = default_features(_advice(request, state))
+        state.spec = update_spec(
+            request.app.state.results, state.run_id, lambda s: {**s, "features": features}
+        )
+    return state
+
+
+def _matches(advice: ColumnAdvice, query: str) -> bool:
+    return not query or query.lower() in advice.name.lower()
+
+
+def _list_context(request: Request, state: RunState, query: str) -> dict:
+    advice = _advice(request, state) if state.spec.get("target") else []
+    profiles = {p.name: p for p in state.info.profiles()}
+    selected = set(state.spec.get("features") or [])
+    rows = [
+        {"advice": a, "profile": profiles[a.name], "selected": a.name in selected}
+        for a in advice
+        if _matches(a, query)
+    ]
+    return {
+        "run": state,
+        "rows": rows,
+        "query": query,
+        "selected_count": len(selected),
+        "column_count": len(advice),
+    }
+
+
+async def features_step(request: Request) -> Response:
+    state = load_run(request)
+    if state.info is None:
+        raise HTTPException(409, "This run's dataset is not available.")
+    state = _with_defaults(request, state)
+    target = state.spec.get("target")
+    profile = next((p for p in state.info.profiles() if p.name == target), None)
+    context = {
+        "targets": target_choices(state),
+        "setups": setups(state, target),
+        "target_profile": profile,
+        **_list_context(request, state, request.query_params.get("q", "")),
+    }
+    return step_page(request, state, "features", context)
+
+
+async def choose_target(request: Request) -> Response:
+    state = load_run(request)
+    form = await request.form()
+    target = str(form.get("target", ""))
+    if target not in {p.name for p in target_choices(state)}:
+        raise HTTPException(400, f"{target!r} cannot be the target: pick a column with 2 to 50 classes.")
+    options = {s.key: s for s in setups(state, target)}
+    setup = options.get(str(form.get("setup", "")), next(iter(options.values())))
+    group = state.builtin.group_column if state.builtin and target == state.builtin.target else None
+
+    def change(spec: dict) -> dict:
+        same = spec.get("target") == target and spec.get("label_setup") == setup.key
+        return {
+            **spec,
+            "target": target,
+            "label_setup": setup.key,
+            "label_mapping": setup.mapping,
+            "positive_class": setup.positive_class,
+            "score_classes": list(setup.score_classes),
+            "group_column": group if not same else spec.get("group_column"),
+            "features": spec.get("features") if same else None,
+        }
+
+    state.spec = update_spec(request.app.state.results, state.run_id, change)
+    if not is_htmx(request):
+        return go_to_step(request, state.run_id, "features")
+    return await features_step(request)
+
+
+def _list(request: Request, context: dict, status_code: int = 200) -> Response:
+    """The feature list fragment for htmx; a plain request gets the whole step instead."""
+    if not is_htmx(request):
+        return go_to_step(request, context["run"].run_id, "features")
+    return render(request, "step_features.html", "_feature_list.html", context, status_code=status_code)
+
+
+async def feature_list(request: Request) -> Response:
+    state = load_run(request)
+    if not is_htmx(request):
+        return await features_step(request)
+    return _list(request, _list_context(request, state, request.query_params.get("q", "")))
+
+
+async def toggle(request: Request) -> Response:
+    """Select or unselect one column; the target is refused here, whatever the browser sends."""
+    state = load_run(request)
+    form = await request.form()
+    column, on, query = str(form.get("column", "")), form.get("on") == "1", str(form.get("q", ""))
+    known = {a.name for a in _advice(request, state)} if state.spec.get("target") else set()
+    problem = None
+    if column == state.spec.get("target"):
+        problem = f"{column!r} is the target; the target can never be a feature."
+    elif column not in known:
+        problem = f"{column!r} is not a column of this dataset."
+    if problem is None:
+
+        def change(spec: dict) -> dict:
+            features = [f for f in (spec.get("features") or []) if f != column]
+            return {**spec, "features": [*features, column] if on else features}
+
+        state.spec = update_spec(request.app.state.results, state.run_id, change)
+    return _list(
+        request, {**_list_context(request, state, query), "problem": problem}, 400 if problem else 200
+    )
+
+
+async def select_visible(request: Request) -> Response:
+    """Select or unselect every column the search shows (never the target)."""
+    state = load_run(request)
+    form = await request.form()
+    query, on = str(form.get("q", "")), form.get("on") == "1"
+    visible = [a.name for a in _advice(request, state) if _matches(a, query)]
+
+    def change(spec: dict) -> dict:
+        current = [f for f in (spec.get("features") or []) if f not in visible]
+        return {
+            **spec,
+            "features": current + [v for v in visible if v != spec.get("target")] if on else current,
+        }
+
+    state.spec = update_spec(request.app.state.results, state.run_id, change)
+    return _list(request, _list_context(request, state, query))
+
+
+routes = [
+    Route("/features", features_step, name="step_features"),
+    Route("/features/target", choose_target, methods=["POST"], name="choose_target"),
+    Route("/features/list", feature_list, name="feature_list"),
+    Route("/features/toggle", toggle, methods=["POST"], name="toggle_feature"),
+    Route("/features/visible", select_visible, methods=["POST"], name="select_visible"),
+]

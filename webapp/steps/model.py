@@ -1,0 +1,139 @@
+"""Step 3: the model family and its hyperparameters, rendered from the schema and checked
+inline as the researcher types; optional L1/L2 feature selection."""
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.errors import SpecError
+from shared.params import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    SELECTION_METHODS,
+    SELECTION_STRENGTH,
+    family,
+    parse_value,
+    to_json_value,
+    validate_params,
+)
+from shared.runs import update_spec
+from webapp.htmx import render
+from webapp.wizard import RunState, go_to_step, load_run, step_page
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _form_context(
+    state: RunState,
+    family_key: str,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    model = state.spec.get("model") or {}
+    saved = model.get("params", {}) if model.get("family") == family_key else {}
+    fam = family(family_key)
+    raw = {p.name: _shown(saved.get(p.name, p.default)) for p in fam.params} | (values or {})
+    selection = state.spec.get("feature_selection") or {
+        "method": "none",
+        "strength": SELECTION_STRENGTH.default,
+    }
+    return {
+        "run": state,
+        "families": FAMILIES.values(),
+        "family": fam,
+        "values": raw,
+        "errors": errors or {},
+        "selection": selection,
+        "selection_methods": SELECTION_METHODS,
+        "strength": SELECTION_STRENGTH,
+        "selection_values": (values or {}).get("_selection"),
+    }
+
+
+async def model_step(request: Request) -> Response:
+    state = load_run(request)
+    key = (state.spec.get("model") or {}).get("family", DEFAULT_FAMILY)
+    return step_page(request, state, "model", _form_context(state, key))
+
+
+async def params_form(request: Request) -> Response:
+    """The parameter form for another family (the family radio swaps it in)."""
+    state = load_run(request)
+    key = request.query_params.get("family", DEFAULT_FAMILY)
+    try:
+        context = _form_context(state, key)
+    except SpecError as error:
+        return Response(str(error), status_code=400)
+    return render(request, "step_model.html", "_model_params.html", context)
+
+
+async def check_field(request: Request) -> Response:
+    """Inline validation of one field as it is typed: an empty answer means it is fine."""
+    form = await request.form()
+    name = str(form.get("field", ""))
+    try:
+        if name == "strength":
+            parse_value(SELECTION_STRENGTH, form.get("strength", ""))
+        else:
+            parse_value(family(str(form.get("family", ""))).param(name), form.get(name, ""))
+        message = ""
+    except (SpecError, KeyError) as error:
+        message = str(error) if isinstance(error, SpecError) else f"{name}: not a parameter of this model"
+    return render(request, "step_model.html", "_field_error.html", {"name": name, "message": message})
+
+
+async def save_model(request: Request) -> Response:
+    state = load_run(request)
+    form = await request.form()
+    key = str(form.get("family", DEFAULT_FAMILY))
+    errors: dict[str, str] = {}
+    try:
+        fam = family(key)
+    except SpecError as error:
+        return Response(str(error), status_code=400)
+    raw = {p.name: str(form.get(p.name, "")) for p in fam.params}
+    try:
+        params = validate_params(key, raw)
+    except SpecError as error:
+        params = {}
+        for problem in error.problems:
+            errors[problem.split(":", 1)[0]] = problem
+    method = str(form.get("selection", "none"))
+    strength: Any = form.get("strength", SELECTION_STRENGTH.default)
+    if method not in SELECTION_METHODS:
+        errors["selection"] = f"selection: {method!r} is not one of {', '.join(SELECTION_METHODS)}"
+    try:
+        strength = parse_value(SELECTION_STRENGTH, strength)
+    except SpecError as error:
+        errors["strength"] = str(error)
+    if errors:
+        context = _form_context(
+            state, key, {**raw, "_selection": {"method": method, "strength": form.get("strength")}}, errors
+        )
+        return step_page(request, state, "model", context, status_code=400)
+
+    def change(spec: dict) -> dict:
+        return {
+            **spec,
+            "model": {"family": key, "params": {k: to_json_value(v) for k, v in params.items()}},
+            "feature_selection": {"method": method, "strength": strength},
+        }
+
+    update_spec(request.app.state.results, state.run_id, change)
+    return go_to_step(request, state.run_id, "evaluate")
+
+
+routes = [
+    Route("/model", model_step, name="step_model"),
+    Route("/model", save_model, methods=["POST"], name="save_model"),
+    Route("/model/params", params_form, name="model_params"),
+    Route("/model/check", check_field, methods=["POST"], name="check_field"),
+]

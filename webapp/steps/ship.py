@@ -1,0 +1,29 @@
+"""Step 5: train on all data with the same live status, then the summary and the bundle."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.runs import EVALUATE, FINAL, job_key
+from webapp.runs import job_context
+from webapp.wizard import load_run, step_page
+
+
+async def ship_step(request: Request) -> Response:
+    state = load_run(request)
+    results = request.app.state.results
+    stale_evaluation = False
+    if state.evaluate is not None and state.evaluate.finished:
+        evaluated = results.exists(job_key(state.run_id, EVALUATE, "metrics.json"))
+        stale_evaluation = evaluated and job_context(request, state.run_id, EVALUATE)["metrics"].get(
+            "spec"
+        ) != (state.valid_spec().to_dict() if state.valid_spec() else None)
+    context = {
+        "job": job_context(request, state.run_id, FINAL),
+        "valid": state.valid_spec() is not None,
+        "stale_evaluation": stale_evaluation,
+    }
+    return step_page(request, state, "ship", context)
+
+
+routes = [Route("/ship", ship_step, name="step_ship")]
