@@ -282,12 +282,10 @@ def test_web_app_starts_jobs_through_the_train_function(cloud, koi):
         train_trigger="http",
     )
     app = create_app(settings)
-    spec = koi_run_spec(["koi_period", "koi_depth", "koi_prad"])
-    run_id = new_run_id()
-    from shared.runs import save_spec
-
-    save_spec(cloud["results"], run_id, spec.to_dict())
     with TestClient(app) as client:
+        started = client.post("/start", data={"dataset": "kepler"}, headers={"HX-Request": "true"})
+        run_id = json.loads(started.headers["HX-Location"])["path"].split("/")[2]
+        client.get(f"/runs/{run_id}/features")  # fills the default features
         assert client.post(f"/runs/{run_id}/jobs/final", headers={"HX-Request": "true"}).status_code == 200
         status = _wait(cloud["results"], run_id, FINAL)
         assert status.state == SUCCEEDED, status.message

@@ -66,6 +66,7 @@ async def upload(request: Request) -> Response:
     """Stream an upload in (size-limited), read it, store it as Parquet, start a run on it."""
     settings = request.app.state.settings
     context = {"cards": _cards(request), "max_upload_mb": settings.max_upload_mb}
+    form = None
     try:
         limited = limited_request(request, settings.max_upload_bytes, settings.max_upload_mb)
         form = await limited.form(max_files=1, max_fields=5)
@@ -85,6 +86,9 @@ async def upload(request: Request) -> Response:
         return render(
             request, "start.html", "_start.html", {**context, "upload_error": str(error)}, status_code=400
         )
+    finally:
+        if form is not None:
+            await form.close()
     dataset_id = "u" + secrets.token_hex(12)
     info = describe(frame, dataset_id=dataset_id, name=name, source="upload", source_label=name, target=None)
     store_table(request.app.state.storage, frame, info)

@@ -84,6 +84,7 @@ async def predict_batch(request: Request) -> Response:
     if _trained_spec(request, state) is None:
         raise HTTPException(409, "Train this run on all data first.")
     settings = request.app.state.settings
+    form = None
     try:
         form = await limited_request(request, settings.max_upload_bytes, settings.max_upload_mb).form(
             max_files=1
@@ -103,6 +104,9 @@ async def predict_batch(request: Request) -> Response:
         return render(
             request, "step_predict.html", "_batch_result.html", {"error": str(error)}, status_code=400
         )
+    finally:
+        if form is not None:
+            await form.close()
     url = request.url_for("predictions", run_id=state.run_id, token=token)
     return render(request, "step_predict.html", "_batch_result.html", {"download": url})
 

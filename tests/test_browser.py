@@ -1,0 +1,273 @@
+"""The wizard in headless Chromium against a real `python -m webapp` server (see tests/browser.py).
+
+One server per module, one fresh browser context (a fresh workspace cookie) per test.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect
+
+from shared.bundle import read_bundle
+from shared.predict import predict_frame
+from tests.browser import MAX_UPLOAD_MB
+
+pytestmark = pytest.mark.browser
+
+RUN_URL = re.compile(r"/runs/(r[0-9a-f]+)/(\w+)$")
+JOB_TIMEOUT_MS = 240_000
+
+
+def run_id_of(page: Page) -> str:
+    match = RUN_URL.search(page.url)
+    assert match, f"not on a run's step: {page.url}"
+    return match.group(1)
+
+
+def use_kepler(page: Page, rows: int) -> str:
+    """From /start: load the Kepler table if this server has not yet, start a run on it."""
+    page.goto("/start")
+    card = page.get_by_test_id("dataset-kepler")
+    use = card.get_by_role("button", name="Use this dataset")
+    if not use.is_visible():
+        expect(card).to_contain_text("Not loaded yet")
+        card.get_by_role("button", name="Load").click()
+        # the card polls itself until the table is in storage, then offers it
+        expect(use).to_be_visible(timeout=60_000)
+    expect(card).to_contain_text(f"{rows:,} rows")
+    use.click()
+    expect(page).to_have_url(re.compile(r"/runs/r[0-9a-f]+/features$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("2 · Target and features")
+    return run_id_of(page)
+
+
+def wait_for_job(page: Page, mode: str) -> None:
+    """Until the self-replacing status fragment reaches an end state; it must be 'succeeded'."""
+    ends = ", ".join(
+        f'[data-testid=job-{mode}][data-state="{s}"]' for s in ("succeeded", "failed", "stalled")
+    )
+    page.wait_for_selector(ends, timeout=JOB_TIMEOUT_MS)
+    job = page.get_by_test_id(f"job-{mode}")
+    assert job.get_attribute("data-state") == "succeeded", job.inner_text()
+
+
+def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
+    # 1 · dataset: the card loads the table from KEPLER_URI (the archive is unreachable here)
+    run_id = use_kepler(page, len(koi))
+    expect(page.get_by_label("Target (what to predict)")).to_have_value("koi_disposition")
+    expect(page.locator("#setup")).to_have_value("planet_vs_fp")
+    expect(page.get_by_test_id("class-counts")).to_contain_text("FALSE POSITIVE")
+
+    # 2 · features: the search narrows the list; select/unselect act on the visible rows only
+    feature_list = page.get_by_test_id("feature-list")
+    rows = feature_list.locator("tbody tr")
+    count = page.get_by_test_id("selected-count")
+    all_rows = rows.count()
+    selected = int(count.inner_text())
+    assert 0 < selected < all_rows == len(koi.columns) - 1  # every column but the target
+    page.locator("#feature-search").fill("prad")
+    prad = [c for c in koi.columns if "prad" in c]
+    expect(rows).to_have_count(len(prad))
+    assert sorted(rows.locator("code").all_inner_texts()) == sorted(prad)
+    visible_checked = rows.locator("input[type=checkbox]:checked").count()
+    assert visible_checked > 0
+    page.get_by_role("button", name="Unselect visible").click()
+    expect(count).to_have_text(str(selected - visible_checked))
+    expect(rows.locator("input[type=checkbox]:checked")).to_have_count(0)
+    page.get_by_role("button", name="Select visible", exact=True).click()
+    expect(count).to_have_text(str(selected - visible_checked + len(prad)))
+    expect(rows.locator("input[type=checkbox]:not(:checked)")).to_have_count(0)
+    expect(rows).to_have_count(len(prad))  # the search still applies to the refreshed list
+    features = selected - visible_checked + len(prad)
+
+    # 3 · model: the family swaps the parameter form; values are checked as they are typed
+    page.get_by_role("link", name="Continue: model").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/model$"))
+    params = page.locator("#model-params")
+    page.get_by_text("Random Forest", exact=True).click()
+    expect(params.locator("legend")).to_have_text("Random Forest: hyperparameters")
+    page.get_by_text("Histogram Gradient Boosting", exact=True).click()
+    expect(params.locator("legend")).to_have_text("Histogram Gradient Boosting: hyperparameters")
+    max_iter = page.get_by_label("Max iterations")
+    error = page.locator("p.field-error#error-max_iter")
+    max_iter.fill("abc")
+    expect(error).to_contain_text("max_iter")
+    expect(error).to_have_text(re.compile(r"'abc'.*10 to 2,?000"))
+    # the server refuses it too: the step stays, the error stays, nothing is saved
+    page.get_by_role("button", name="Save and continue: evaluate").click()
+    expect(page.get_by_role("alert").filter(has_text="Some values need fixing")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/model$"))
+    expect(page.locator("p.field-error#error-max_iter")).to_contain_text("max_iter")
+    max_iter.fill("100")
+    expect(error).to_have_text("")
+    page.get_by_role("button", name="Save and continue: evaluate").click()
+
+    # 4 · evaluate: 3 folds grouped by host star, then metrics, confusion matrix and curves
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/evaluate$"))
+    expect(page.locator("#group_column")).to_have_value("kepid")  # preset by the dataset
+    page.get_by_label("Cross-validation").check()
+    page.locator("#folds").fill("3")
+    page.locator("#group_column").select_option("kepid")
+    page.get_by_role("button", name="Evaluate", exact=True).click()
+    expect(page.get_by_test_id("job-evaluate")).not_to_have_attribute("data-state", "none")
+    wait_for_job(page, "evaluate")
+    metrics = page.get_by_test_id("metrics")
+    expect(metrics).to_be_visible()
+    expect(metrics).to_contain_text("3 folds")
+    expect(metrics).to_contain_text("grouped by kepid")
+    roc_auc = float(metrics.locator("[data-metric=roc_auc]").inner_text())
+    assert 0.9 < roc_auc <= 1.0
+    confusion = page.get_by_test_id("confusion")
+    assert confusion.locator("thead th").all_inner_texts()[1:] == ["FALSE POSITIVE", "PLANET"]
+    assert confusion.locator("tbody th").all_inner_texts() == ["FALSE POSITIVE", "PLANET"]
+    cells = [int(n.replace(",", "")) for n in confusion.locator("tbody td").all_inner_texts()]
+    assert sum(cells) == len(koi)  # cross-validation tests every row exactly once
+    for plot in ("plot-roc", "plot-pr"):
+        expect(page.get_by_test_id(plot)).to_be_visible()
+        assert len(page.get_by_test_id(plot).locator("polyline").first.get_attribute("points").split()) > 10
+
+    # 5 · train on all data and download the bundle
+    page.get_by_role("link", name="Continue: train on all data").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/ship$"))
+    page.get_by_role("button", name="Train on all data").click()
+    wait_for_job(page, "final")
+    summary = page.get_by_test_id("final-summary")
+    expect(summary).to_contain_text(f"Trained on {len(koi):,} rows")
+    with page.expect_download() as download_info:
+        summary.get_by_role("link", name="Download bundle (.zip)").click()
+    bundle_path = tmp_path / "bundle.zip"
+    download_info.value.save_as(bundle_path)
+    assert download_info.value.suggested_filename.endswith(".zip")
+    with zipfile.ZipFile(bundle_path) as archive:
+        assert "model.skops" in archive.namelist()
+    bundle = read_bundle(bundle_path.read_bytes())
+    assert sorted(bundle.classes) == ["FALSE POSITIVE", "PLANET"]
+    assert len(bundle.features) == features
+    assert bundle.metadata["model"]["family"] == "hist_gradient_boosting"
+    assert bundle.metadata["model"]["params"]["max_iter"] == 100
+    assert bundle.metadata["spec"]["group_column"] == "kepid"
+    assert bundle.metadata["evaluation"]["protocol"]["splits"] == 3
+    local = predict_frame(bundle, koi.head(20))
+    probabilities = local[[f"probability_{c}" for c in bundle.classes]]
+    assert probabilities.sum(axis=1).round(6).eq(1).all()
+    assert set(local["prediction"]) <= set(bundle.classes)
+
+    # 6 · predict one row (the first KOI row, typed into the generated form)
+    summary.get_by_role("link", name="Predict").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/predict$"))
+    first = koi.iloc[0]
+    for name in bundle.features:
+        if pd.notna(first[name]):
+            page.locator(f'form.predict-row [name="{name}"]').fill(repr(float(first[name])))
+    page.get_by_role("button", name="Predict", exact=True).click()
+    predicted = page.get_by_test_id("predicted-class")
+    expect(predicted).to_be_visible()
+    assert predicted.inner_text() in bundle.classes
+    assert predicted.inner_text() == local["prediction"][0]  # the served model is the bundle's
+
+    # ... and a CSV of 20 rows, made from the downloaded template
+    with page.expect_download() as template_info:
+        page.get_by_role("link", name="Download the CSV template").click()
+    template = pd.read_csv(template_info.value.path())
+    assert template.empty and list(template.columns) == bundle.features
+    batch = koi.head(20)[["kepoi_name", *template.columns]]
+    batch_path = tmp_path / "koi-20.csv"
+    batch.to_csv(batch_path, index=False)
+    page.locator("#batch-file").set_input_files(batch_path)
+    page.get_by_role("button", name="Predict file").click()
+    link = page.get_by_test_id("batch-result").get_by_test_id("predictions-link")
+    expect(link).to_be_visible(timeout=60_000)
+    with page.expect_download() as predictions_info:
+        link.click()
+    predictions = pd.read_csv(predictions_info.value.path())
+    assert len(predictions) == 20
+    assert "prediction" in predictions.columns
+    columns = [c for c in predictions.columns if c.startswith("probability_")]
+    assert sorted(columns) == sorted(f"probability_{c}" for c in bundle.classes)
+    assert predictions["kepoi_name"].tolist() == batch["kepoi_name"].tolist()  # key column carried
+    assert predictions["prediction"].tolist() == local["prediction"].tolist()
+    assert (predictions[columns].sum(axis=1) - 1).abs().max() < 1e-6
+
+
+def test_back_and_refresh_keep_the_step(page: Page, koi):
+    run_id = use_kepler(page, len(koi))
+    features_url = page.url
+    page.get_by_role("link", name="Continue: model").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/model$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("3 · Model and hyperparameters")
+
+    page.go_back()
+    expect(page).to_have_url(features_url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("2 · Target and features")
+    expect(page.locator("#wizard")).to_have_count(1)  # restored as one page, not nested in itself
+    expect(page.locator("header.masthead")).to_have_count(1)
+    expect(page.locator("[aria-current=step]")).to_contain_text("Target & features")
+
+    page.reload()
+    expect(page).to_have_url(features_url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("2 · Target and features")
+    expect(page.get_by_test_id("feature-list")).to_be_visible()
+
+    page.goto(f"/runs/{run_id}/evaluate")
+    page.reload()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/evaluate$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("4 · Evaluate")
+    expect(page.locator("[aria-current=step]")).to_contain_text("Evaluate")
+    expect(page.get_by_test_id("job-evaluate")).to_have_attribute("data-state", "none")
+
+
+def _upload(page: Page, path: Path, status: int) -> None:
+    page.locator("#upload-file").set_input_files(path)
+    with page.expect_response("**/upload") as response:
+        page.get_by_role("button", name="Upload").click()
+    assert response.value.status == status
+
+
+def test_bad_uploads_show_their_message_and_the_page_keeps_working(page: Page, tmp_path):
+    page.goto("/start")
+    error = page.get_by_test_id("upload-error")
+    expect(error).to_have_count(0)
+    limit = MAX_UPLOAD_MB * 1024 * 1024
+    too_large = re.compile(rf"larger than the {MAX_UPLOAD_MB} MB upload limit")
+
+    # well over the limit (refused from its Content-Length) and just over it (counted as it arrives)
+    for name, size in (("big.csv", limit * 3 // 2), ("just-over.csv", limit + 16 * 1024)):
+        oversized = tmp_path / name
+        oversized.write_bytes(b"a,b\n" + b"1,2\n" * (size // 4))
+        _upload(page, oversized, 413)
+        expect(error).to_have_text(too_large)
+
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 64)
+    _upload(page, garbage, 400)
+    expect(error).to_have_text(re.compile(r"garbage\.csv: .*binary data"))
+
+    workbook = io.BytesIO()
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    excel = tmp_path / "sheet.csv"
+    excel.write_bytes(workbook.getvalue())
+    _upload(page, excel, 400)
+    expect(error).to_have_text(re.compile(r"sheet\.csv: .*Excel workbook"))
+
+    # still the start page, still working: the dataset card and a good upload
+    expect(page).to_have_url(re.compile(r"/start$"))
+    expect(
+        page.get_by_test_id("dataset-kepler").get_by_role("button", name=re.compile("^(Load|Refresh)$"))
+    ).to_be_visible()
+    good = tmp_path / "small.csv"
+    good.write_text("period,depth,label\n1.5,200,planet\n3.25,15,false positive\n8.0,90,planet\n")
+    page.locator("#upload-file").set_input_files(good)
+    page.get_by_role("button", name="Upload").click()
+    expect(page).to_have_url(re.compile(r"/runs/r[0-9a-f]+/dataset$"))
+    profile = page.get_by_test_id("profile")
+    expect(profile).to_be_visible()
+    assert profile.locator("tbody td code").all_inner_texts() == ["period", "depth", "label"]
+    expect(page.locator(".facts").first).to_contain_text("3 rows × 3 columns")

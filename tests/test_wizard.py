@@ -1,0 +1,319 @@
+"""The wizard's routes, each as a full page and as an htmx partial, with the key content.
+
+Jobs run in the embedded worker (a separate process), as with `make run`.
+"""
+
+import io
+import json
+import re
+import time
+import zipfile
+from dataclasses import replace
+
+import pytest
+from starlette.testclient import TestClient
+
+from shared.catalog import KEPLER
+from shared.runs import EVALUATE, FINAL, RUNNING, read_status, write_status
+from shared.settings import Settings
+from shared.sources import fetch_builtin
+from shared.storage import LocalStorage
+from tests.nasa import KOI_PATH
+
+HX = {"HX-Request": "true"}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from webapp.app import create_app
+
+    root = tmp_path_factory.mktemp("wizard")
+    settings = Settings(
+        storage_url=str(root / "data"),
+        results_url=str(root / "results"),
+        threads=2,
+        dataset_uris={"kepler": str(KOI_PATH)},
+        max_upload_mb=1,
+    )
+    fetch_builtin(KEPLER, settings, LocalStorage(root / "data"))
+    application = create_app(settings)
+    with TestClient(application):  # the lifespan stops the worker at the end
+        yield application
+
+
+@pytest.fixture
+def client(app):
+    return TestClient(app)  # a fresh browser: its own workspace cookie
+
+
+def _new_run(client) -> str:
+    response = client.post("/start", data={"dataset": "kepler"}, headers=HX)
+    assert response.status_code == 204
+    location = json.loads(response.headers["HX-Location"])
+    assert location["target"] == "#wizard" and location["swap"] == "outerHTML"
+    match = re.fullmatch(r"/runs/(r[0-9a-f]{32})/features", location["path"])
+    assert match, location
+    return match.group(1)
+
+
+def _pair(client, path, page, partial):
+    full = client.get(path)
+    assert full.status_code == 200, full.text[:500]
+    assert full.template.name == page and "<html" in full.text
+    fragment = client.get(path, headers=HX)
+    assert fragment.status_code == 200 and fragment.template.name == partial
+    assert "<html" not in fragment.text
+    assert "HX-Request" in fragment.headers["Vary"]
+    return full, fragment
+
+
+def _follow(client, path, timeout=300):
+    deadline = time.monotonic() + timeout
+    response = client.get(path, headers=HX)
+    while 'hx-trigger="every 1s"' in response.text:
+        assert time.monotonic() < deadline, "still running"
+        time.sleep(0.3)
+        response = client.get(path, headers=HX)
+    return response
+
+
+MODEL_FORM = {
+    "family": "hist_gradient_boosting",
+    "learning_rate": "0.1",
+    "max_iter": "100",
+    "max_leaf_nodes": "31",
+    "max_depth": "",
+    "min_samples_leaf": "20",
+    "l2_regularization": "0",
+    "early_stopping": "auto",
+    "selection": "none",
+    "strength": "1",
+}
+PLAN = {
+    "method": "kfold",
+    "folds": "3",
+    "test_size": "0.2",
+    "stratified": "on",
+    "group_column": "kepid",
+    "seed": "42",
+}
+
+
+def test_start_page_and_choosing_a_builtin(client):
+    full, _fragment = _pair(client, "/start", "start.html", "_start.html")
+    assert "Use this dataset" in full.text and "up to 1 MB" in full.text
+    run_id = _new_run(client)
+    plain = client.post("/start", data={"dataset": "kepler"}, follow_redirects=False)  # without htmx
+    assert plain.status_code == 303 and plain.headers["location"].endswith("/features")
+    assert client.post("/start", data={"dataset": "../kepler"}).status_code == 400
+    assert client.post("/start", data={"dataset": "tess"}, headers=HX).status_code == 409  # not loaded
+    assert "Not loaded yet" not in client.get(f"/runs/{run_id}/dataset").text
+
+
+def test_dataset_step_shows_the_profile(client):
+    run_id = _new_run(client)
+    full, fragment = _pair(client, f"/runs/{run_id}/dataset", "step_dataset.html", "_step_dataset.html")
+    assert "9,564 rows × 49 columns" in full.text and 'data-testid="profile"' in fragment.text
+    assert "<code>koi_period</code>" in fragment.text and 'aria-current="step"' in fragment.text
+
+
+def test_features_defaults_search_and_the_target_rule(client):
+    run_id = _new_run(client)
+    full, _fragment = _pair(client, f"/runs/{run_id}/features", "step_features.html", "_step_features.html")
+    assert "CANDIDATE 1,979" in full.text  # class counts of the target
+    assert "Planet-like vs false positive" in full.text
+    count = int(re.search(r'selected-count">(\d+)<', full.text).group(1))
+    assert count == 36  # leak-free defaults: identifiers, leakage, bookkeeping and empty columns out
+    assert 'value="koi_score"' in full.text and "badge leak" in full.text
+    listing = client.get(f"/runs/{run_id}/features/list?q=prad", headers=HX)
+    assert listing.template.name == "_feature_list.html"
+    assert re.findall(r"<code>([a-z_0-9]+)</code>", listing.text) == [
+        "koi_prad",
+        "koi_prad_err1",
+        "koi_prad_err2",
+    ]
+    off = client.post(f"/runs/{run_id}/features/visible", data={"q": "prad", "on": "0"}, headers=HX)
+    assert re.search(r'selected-count">(\d+)<', off.text).group(1) == "33"
+    refused = client.post(
+        f"/runs/{run_id}/features/toggle", data={"column": "koi_disposition", "on": "1"}, headers=HX
+    )
+    assert refused.status_code == 400
+    assert "&#39;koi_disposition&#39; is the target; the target can never be a feature." in refused.text
+    on = client.post(f"/runs/{run_id}/features/toggle", data={"column": "koi_score", "on": "1"}, headers=HX)
+    assert re.search(r'selected-count">(\d+)<', on.text).group(1) == "34"
+    everything = client.post(f"/runs/{run_id}/features/visible", data={"q": "", "on": "1"}, headers=HX)
+    assert re.search(r'selected-count">(\d+)<', everything.text).group(1) == "48"  # all but the target
+    assert (
+        client.post(
+            f"/runs/{run_id}/features/toggle", data={"column": "nope", "on": "1"}, headers=HX
+        ).status_code
+        == 400
+    )
+
+
+def test_changing_target_and_setup(client):
+    run_id = _new_run(client)
+    client.get(f"/runs/{run_id}/features")
+    changed = client.post(
+        f"/runs/{run_id}/features/target",
+        data={"target": "koi_disposition", "setup": "confirmed_vs_fp"},
+        headers=HX,
+    )
+    assert changed.template.name == "_step_features.html"
+    assert "then rank every CANDIDATE" in changed.text
+    other = client.post(f"/runs/{run_id}/features/target", data={"target": "koi_pdisposition"}, headers=HX)
+    assert "All classes" in other.text and "Learn the target" in other.text
+    assert (
+        client.post(f"/runs/{run_id}/features/target", data={"target": "kepoi_name"}, headers=HX).status_code
+        == 400
+    )
+
+
+def test_model_step_form_check_and_save(client):
+    run_id = _new_run(client)
+    full, fragment = _pair(client, f"/runs/{run_id}/model", "step_model.html", "_step_model.html")
+    assert "Histogram Gradient Boosting" in full.text and "Random Forest" in full.text
+    assert "How big a step each new tree takes." in fragment.text  # plain-English help from the schema
+    params = client.get(f"/runs/{run_id}/model/params?family=random_forest", headers=HX)
+    assert params.template.name == "_model_params.html" and 'name="n_estimators"' in params.text
+    bad = client.post(
+        f"/runs/{run_id}/model/check",
+        data={"field": "n_estimators", "family": "random_forest", "n_estimators": "0"},
+        headers=HX,
+    )
+    assert "n_estimators: &#39;0&#39; is out of range; expected a whole number from 1 to 2,000" in bad.text
+    good = client.post(f"/runs/{run_id}/model/check", data={"field": "strength", "strength": "2"}, headers=HX)
+    assert 'id="error-strength"' in good.text and "out of range" not in good.text
+    invalid = client.post(f"/runs/{run_id}/model", data={**MODEL_FORM, "max_iter": "abc"}, headers=HX)
+    assert invalid.status_code == 400 and "max_iter: &#39;abc&#39; is not allowed" in invalid.text
+    saved = client.post(f"/runs/{run_id}/model", data=MODEL_FORM, headers=HX)
+    assert saved.status_code == 204 and json.loads(saved.headers["HX-Location"])["path"].endswith("/evaluate")
+    assert 'value="100"' in client.get(f"/runs/{run_id}/model").text  # saved values come back
+
+
+def test_evaluate_ship_predict_end_to_end(client):
+    run_id = _new_run(client)
+    client.get(f"/runs/{run_id}/features")
+    client.post(f"/runs/{run_id}/model", data=MODEL_FORM, headers=HX)
+    full, fragment = _pair(client, f"/runs/{run_id}/evaluate", "step_evaluate.html", "_step_evaluate.html")
+    assert 'value="kepid" selected' in full.text  # grouped by host star by default
+    assert "Evaluate</button>" in fragment.text and "Cross-validation" in fragment.text
+    started = client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
+    assert started.template.name == "_job_status.html" and 'hx-trigger="every 1s"' in started.text
+    done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    assert 'data-state="succeeded"' in done.text and "every 1s" not in done.text
+    auc = float(re.search(r'data-metric="roc_auc">([0-9.]+)<', done.text).group(1))
+    assert 0.92 <= auc <= 0.96
+    assert "grouped by <code>kepid</code>" in done.text and "FALSE POSITIVE" in done.text
+    assert done.text.count("<polyline") == 2 and "False positive rate" in done.text
+    _pair(client, f"/runs/{run_id}/jobs/evaluate", "job.html", "_job_status.html")
+
+    full, _ = _pair(client, f"/runs/{run_id}/ship", "step_ship.html", "_step_ship.html")
+    assert "Train on all data" in full.text
+    client.post(f"/runs/{run_id}/jobs/final", data={"restart": "1"}, headers=HX)
+    final = _follow(client, f"/runs/{run_id}/jobs/final")
+    assert "Download bundle (.zip)" in final.text and "Trained on 9,564 rows" in final.text
+    bundle = client.get(f"/runs/{run_id}/bundle.zip")
+    metadata = json.loads(zipfile.ZipFile(io.BytesIO(bundle.content)).read("metadata.json"))
+    assert metadata["evaluation"]["metrics"]["roc_auc"]["mean"] == pytest.approx(auc, abs=5e-4)
+
+    full, _fragment = _pair(client, f"/runs/{run_id}/predict", "step_predict.html", "_step_predict.html")
+    assert full.text.count('class="field"') == 36 and "seen: " in full.text
+    row = client.post(
+        f"/runs/{run_id}/predict/row", data={"koi_period": "3.5", "koi_depth": "25000"}, headers=HX
+    )
+    assert row.template.name == "_prediction.html"
+    assert re.search(r'predicted-class">(PLANET|FALSE POSITIVE)<', row.text)
+    assert row.text.count("<meter") == 2
+    bad = client.post(f"/runs/{run_id}/predict/row", data={"koi_period": "soon"}, headers=HX)
+    assert (
+        bad.status_code == 400
+        and "column &#39;koi_period&#39; has a value that is not a finite number" in bad.text
+    )
+    template = client.get(f"/runs/{run_id}/predict/template.csv").text
+    assert template.strip().split(",")[:2] == ["koi_period", "koi_period_err1"]
+    rows = KOI_PATH.read_text().splitlines()
+    body = "\n".join(line for line in rows if not line.startswith("#"))[:200_000].rsplit("\n", 1)[0]
+    batch = client.post(
+        f"/runs/{run_id}/predict/batch", files={"file": ("rows.csv", body.encode(), "text/csv")}, headers=HX
+    )
+    assert batch.status_code == 200, batch.text
+    link = re.search(r'href="(http://testserver)?([^"]+)"', batch.text).group(2)
+    predictions = client.get(link).text.splitlines()
+    assert len(predictions) == body.count("\n") + 1 and "prediction" in predictions[0]
+    missing = client.post(
+        f"/runs/{run_id}/predict/batch", files={"file": ("x.csv", b"koi_period\n1\n", "text/csv")}, headers=HX
+    )
+    assert missing.status_code == 400 and "missing feature columns: koi_period_err1" in missing.text
+
+    history, _ = _pair(client, "/runs/", "history.html", "_history.html")
+    assert run_id[:9] in history.text and "succeeded" in history.text
+    other = _new_run(client)
+    compare = client.get(f"/runs/compare?run={run_id}&run={other}")
+    assert compare.template.name == "compare.html" and "roc_auc" in compare.text
+
+
+def test_stalled_job_restarts_and_second_start_is_refused(client, app):
+    run_id = _new_run(client)
+    client.get(f"/runs/{run_id}/features")
+    client.post(f"/runs/{run_id}/model", data=MODEL_FORM, headers=HX)
+    client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
+    _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    twice = client.post(f"/runs/{run_id}/jobs/evaluate", headers=HX)
+    assert twice.status_code == 409 and "already succeeded" in twice.text
+    results = app.state.results
+    status, generation = read_status(results, run_id, EVALUATE)
+    write_status(
+        results, run_id, EVALUATE, replace(status, state=RUNNING, heartbeat=time.time() - 3600), generation
+    )
+    stalled = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX)
+    assert "Stalled: the worker stopped reporting" in stalled.text and "every 1s" not in stalled.text
+    client.post(f"/runs/{run_id}/jobs/evaluate", data={"restart": "1"}, headers=HX)
+    again = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    assert 'data-state="succeeded"' in again.text and "(attempt 2)" in again.text
+    assert read_status(results, run_id, FINAL) == (None, 0)
+
+
+def test_runs_belong_to_their_browser(app, client):
+    run_id = _new_run(client)
+    stranger = TestClient(app)
+    for path in (
+        f"/runs/{run_id}/features",
+        f"/runs/{run_id}/jobs/evaluate",
+        f"/runs/{run_id}/bundle.zip",
+        f"/runs/{run_id}/predict/template.csv",
+    ):
+        assert stranger.get(path).status_code == 404, path
+    assert (
+        stranger.post(f"/runs/{run_id}/features/toggle", data={"column": "koi_period", "on": "1"}).status_code
+        == 404
+    )
+    assert run_id[:9] not in stranger.get("/runs/").text
+    assert stranger.get(f"/runs/compare?run={run_id}&run={run_id}").status_code == 404
+    cookie = client.cookies.get("mission_session")
+    assert cookie and run_id not in cookie  # the cookie holds a signed workspace id, not state
+    forged = TestClient(app, cookies={"mission_session": cookie[:-4] + "AAAA"})
+    assert forged.get(f"/runs/{run_id}/features").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status", "message"),
+    [
+        ("big.csv", b"a,b\n" + b"1,2\n" * 400_000, 413, "larger than the 1 MB upload limit"),
+        ("empty.csv", b"", 400, "empty.csv: the file is empty"),
+        ("binary.csv", bytes(range(256)) * 10, 400, "binary"),
+        ("book.csv", b"PK\x03\x04" + b"\0" * 100, 400, "looks like an Excel workbook or zip archive"),
+        ("../../etc/passwd", b"a,b\n1,x\n2,y\n", 204, None),
+    ],
+)
+def test_uploads(client, name, content, status, message):
+    response = client.post("/upload", files={"file": (name, content, "text/csv")}, headers=HX)
+    assert response.status_code == status, response.text[:300]
+    if message:
+        assert message in response.text and 'data-testid="upload-error"' in response.text
+        assert response.template.name == "_start.html"
+    else:
+        run_path = json.loads(response.headers["HX-Location"])["path"]
+        page = client.get(run_path)
+        assert "passwd" in page.text and "../" not in page.text  # the name is shown, never used as a path
