@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LOCK := requirements/lock.txt
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK)
 
-.PHONY: run test lint bench lock clean stack
+.PHONY: run test lint bench lock clean stack chromium screenshots
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,7 +24,15 @@ $(VENV)/.installed-test: $(BIN)/python $(LOCK) $(wildcard requirements/*.in)
 run: $(VENV)/.installed-run
 	$(BIN)/python -m webapp
 
-test: $(VENV)/.installed-test
+# Browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -51,3 +59,7 @@ clean:
 # The local cloud: storage emulator + train and predict functions + web app (see README).
 stack: $(VENV)/.installed-test
 	$(BIN)/python functions/local_stack.py
+
+# docs/01-dataset.png ... docs/06-predict.png, driven through the real wizard in Chromium.
+screenshots: $(VENV)/.installed-test chromium
+	$(BIN)/python docs/screenshots.py

@@ -8,3 +8,12 @@ document.addEventListener("htmx:xhr:progress", function (event) {
     bar.value = event.detail.loaded;
   }
 });
+
+// Once the upload has been answered, the bar has done its job.
+document.addEventListener("htmx:afterRequest", function (event) {
+  var form = event.target.closest ? event.target.closest("form") : null;
+  var bar = form ? form.querySelector("progress.upload-progress") : null;
+  if (bar) {
+    bar.hidden = true;
+  }
+});

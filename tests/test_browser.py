@@ -18,6 +18,9 @@ from shared.bundle import read_bundle
 from shared.predict import predict_frame
 from tests.browser import MAX_UPLOAD_MB
 
+# htmx answers within milliseconds, but a loaded 2-core machine can take seconds
+expect.set_options(timeout=15_000)
+
 pytestmark = pytest.mark.browser
 
 RUN_URL = re.compile(r"/runs/(r[0-9a-f]+)/(\w+)$")
