@@ -27,6 +27,14 @@ RUN_URL = re.compile(r"/runs/(r[0-9a-f]+)/(\w+)$")
 JOB_TIMEOUT_MS = 240_000
 
 
+def settled(page: Page) -> None:
+    """Until htmx has swapped, settled and processed the new content (a person never types
+    within those milliseconds; a test can, and its keystrokes would go unheard)."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
 def run_id_of(page: Page) -> str:
     match = RUN_URL.search(page.url)
     assert match, f"not on a run's step: {page.url}"
@@ -97,6 +105,7 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     expect(params.locator("legend")).to_have_text("Random Forest: hyperparameters")
     page.get_by_text("Histogram Gradient Boosting", exact=True).click()
     expect(params.locator("legend")).to_have_text("Histogram Gradient Boosting: hyperparameters")
+    settled(page)
     max_iter = page.get_by_label("Max iterations")
     error = page.locator("p.field-error#error-max_iter")
     max_iter.fill("abc")
@@ -107,6 +116,7 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     expect(page.get_by_role("alert").filter(has_text="Some values need fixing")).to_be_visible()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}/model$"))
     expect(page.locator("p.field-error#error-max_iter")).to_contain_text("max_iter")
+    settled(page)
     max_iter.fill("100")
     expect(error).to_have_text("")
     page.get_by_role("button", name="Save and continue: evaluate").click()
@@ -114,6 +124,7 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     # 4 · evaluate: 3 folds grouped by host star, then metrics, confusion matrix and curves
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}/evaluate$"))
     expect(page.locator("#group_column")).to_have_value("kepid")  # preset by the dataset
+    settled(page)
     page.get_by_label("Cross-validation").check()
     page.locator("#folds").fill("3")
     page.locator("#group_column").select_option("kepid")
