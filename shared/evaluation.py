@@ -75,6 +75,8 @@ def prepare(frame: pd.DataFrame, spec: RunSpec) -> Prepared:
                 f"positive class {positive!r} is not a class of {spec.target!r}; "
                 f"classes are {', '.join(map(repr, classes))}"
             )
+    if spec.threshold is not None and positive is None:
+        raise DataError(f"a decision threshold needs two classes; {spec.target!r} has {len(classes)}")
     groups = None
     if spec.group_column:
         raw = frame.loc[keep, spec.group_column]

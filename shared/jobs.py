@@ -24,6 +24,7 @@ from shared.catalog import BUILTINS
 from shared.columns import leakage_warnings
 from shared.errors import DataError, MissionError, ObjectNotFound, PreconditionFailed, SpecError
 from shared.evaluation import evaluate, train_final
+from shared.pipeline import with_threshold
 from shared.profile import IDENTIFIER, column_kinds
 from shared.runs import (
     EVALUATE,
@@ -211,6 +212,7 @@ def _final(
     with compute_threads(threads or None) as cores:
         pipe, prepared, notes = train_final(frame, spec, kinds, n_jobs=cores)
     reporter.line(f"Fitted on {len(prepared.labels):,} rows", 0.7)
+    pipe = with_threshold(pipe, spec.threshold, prepared.positive_class)
     metadata = build_metadata(
         pipe,
         spec,
@@ -222,6 +224,7 @@ def _final(
         notes=[*notes, *warnings],
     )
     metadata["key_columns"] = [k for k in keys if k in frame.columns and k not in spec.features]
+    metadata["threshold"] = spec.threshold
     metadata["data_source"] = _describe(info)
     bundle = write_bundle(pipe, metadata)
     results.write_bytes(job_key(run_id, "final", "bundle.zip"), bundle, content_type="application/zip")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectFromModel
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -82,9 +84,20 @@ def _selector(spec: RunSpec) -> SelectFromModel | None:
     return SelectFromModel(ranker, threshold=threshold, importance_getter="named_steps.lr.coef_")
 
 
-def kept_features(pipe: Pipeline) -> list[str]:
+def with_threshold(pipe: Pipeline, threshold: float | None, positive: str | None) -> Any:
+    """The fitted pipeline, predicting the positive class from ``threshold`` on if one is set."""
+    if threshold is None:
+        return pipe
+    return FixedThresholdClassifier(
+        pipe, threshold=threshold, pos_label=positive, response_method="predict_proba"
+    )
+
+
+def kept_features(pipe: Any) -> list[str]:
     """Names of the model's input columns after preprocessing and selection, e.g. 'koi_period'
     or 'koi_tce_delivname_q1_q17_dr25_tce' for a one-hot column."""
+    if isinstance(pipe, FixedThresholdClassifier):
+        pipe = pipe.estimator
     names = list(pipe.named_steps["preprocess"].get_feature_names_out())
     if "select" in pipe.named_steps:
         mask = pipe.named_steps["select"].get_support()

@@ -129,10 +129,19 @@ def predict_frame(bundle: LoadedBundle, frame: pd.DataFrame, *, first_row: int =
     classes = [str(c) for c in bundle.pipe.classes_]
     keys = [k for k in bundle.metadata.get("key_columns", []) if k in frame.columns]
     out = frame[keys].reset_index(drop=True).copy()
-    out["prediction"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    out["prediction"] = _decide(proba, classes, bundle.metadata)
     for i, name in enumerate(classes):
         out[f"probability_{name}"] = proba[:, i]
     return out
+
+
+def _decide(proba: np.ndarray, classes: list[str], metadata: Mapping[str, Any]) -> np.ndarray:
+    """The most probable class, or for a tuned binary model the positive class from its threshold on."""
+    threshold = metadata.get("threshold")
+    if threshold is None:
+        return np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    positive = classes.index(metadata["positive_class"])
+    return np.where(proba[:, positive] >= threshold, classes[positive], classes[1 - positive]).astype(object)
 
 
 def predict_rows(bundle: LoadedBundle, rows: Any) -> pd.DataFrame:

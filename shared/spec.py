@@ -61,6 +61,7 @@ class RunSpec:
     group_column: str | None = None
     label_setup: str | None = None  # the preset's key, for display and the model card
     score_classes: tuple[str, ...] = ()  # raw classes left out of training, then ranked
+    threshold: float | None = None  # binary only: predict the positive class at this probability
     feature_selection: FeatureSelection = field(default_factory=FeatureSelection)
     evaluation: EvaluationPlan = field(default_factory=EvaluationPlan)
     version: int = SPEC_VERSION
@@ -98,6 +99,7 @@ _TOP_LEVEL = {
     "group_column",
     "label_setup",
     "score_classes",
+    "threshold",
     "feature_selection",
     "evaluation",
 }
@@ -151,6 +153,11 @@ class _Parser:
         if setup is not None and (not isinstance(setup, str) or not LABEL_SETUP.fullmatch(setup)):
             self.bad("label_setup", setup, "is not a label setup name")
         score_classes = self.score_classes(raw.get("score_classes", []), mapping)
+        threshold = raw.get("threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1
+        ):
+            self.bad("threshold", threshold, "must be a probability between 0 and 1 (exclusive), or null")
         model = self.model(raw.get("model", {}))
         selection = self.selection(raw.get("feature_selection", {}))
         evaluation = self.evaluation(raw.get("evaluation", {}))
@@ -166,6 +173,7 @@ class _Parser:
             group_column=group,
             label_setup=setup,
             score_classes=score_classes,
+            threshold=None if threshold is None else float(threshold),
             feature_selection=selection,
             evaluation=evaluation,
         )

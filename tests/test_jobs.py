@@ -222,3 +222,19 @@ def test_request_names_from_storage_events():
         f"runs/{run_id}/other/request.json",
     ):
         assert parse_request_name(name) is None
+
+
+def test_tuned_threshold_is_applied_by_the_bundle_and_predict(stores, koi):
+    data, results = stores
+    spec = koi_run_spec(["koi_period", "koi_depth", "koi_prad", "koi_model_snr"], threshold=0.8)
+    run_id = start_run(results, spec, FINAL)
+    assert run_job(run_id, FINAL, data, results, threads=2).state == SUCCEEDED
+    bundle = load_model(results, run_id)
+    assert bundle.metadata["threshold"] == 0.8 and bundle.metadata["positive_class"] == "PLANET"
+    rows = koi.head(2000)
+    proba = bundle.pipe.predict_proba(rows)[:, list(bundle.pipe.classes_).index("PLANET")]
+    expected = np.where(proba >= 0.8, "PLANET", "FALSE POSITIVE")
+    np.testing.assert_array_equal(bundle.pipe.predict(rows), expected)  # the pipeline itself
+    out = predict_rows(bundle, json.loads(rows.to_json(orient="records")))
+    np.testing.assert_array_equal(out["prediction"], expected)  # and the predict path
+    assert (expected == "PLANET").sum() < (proba >= 0.5).sum()  # a stricter threshold, fewer planets

@@ -317,3 +317,38 @@ def test_uploads(client, name, content, status, message):
         run_path = json.loads(response.headers["HX-Location"])["path"]
         page = client.get(run_path)
         assert "passwd" in page.text and "../" not in page.text  # the name is shown, never used as a path
+
+
+def test_threshold_moves_the_confusion_matrix_consistently(client, app):
+    import pandas as pd
+    from sklearn.metrics import confusion_matrix
+
+    from shared.runs import job_key, load_spec
+
+    run_id = _new_run(client)
+    client.get(f"/runs/{run_id}/features")
+    client.post(f"/runs/{run_id}/model", data=MODEL_FORM, headers=HX)
+    client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
+    done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    assert 'id="threshold-range"' in done.text and "Decision threshold" in done.text
+    oof = pd.read_parquet(io.BytesIO(app.state.results.read_bytes(job_key(run_id, EVALUATE, "oof.parquet"))))
+    truth = oof["true"] == "PLANET"
+    for threshold in ("0.2", "0.5", "0.83"):
+        view = client.get(f"/runs/{run_id}/threshold?threshold={threshold}", headers=HX)
+        assert view.template.name == "_threshold.html"
+        cells = {k: int(v.replace(",", "")) for k, v in re.findall(r'data-cell="(\w+)">([\d,]+)<', view.text)}
+        tn, fp, fn, tp = confusion_matrix(truth, oof["proba_PLANET"] >= float(threshold)).ravel()
+        assert cells == {"tn": tn, "fp": fp, "fn": fn, "tp": tp}  # recomputed independently
+    best = client.get(f"/runs/{run_id}/threshold?preset=f1", headers=HX)
+    assert "the threshold with the best F1" in best.text
+    strict = client.get(f"/runs/{run_id}/threshold?preset=precision&goal=0.95", headers=HX)
+    assert float(re.search(r'data-at="precision">([0-9.]+)<', strict.text).group(1)) >= 0.95
+    chosen = float(re.search(r'data-threshold="([0-9.]+)"', strict.text).group(1))
+    saved = client.post(f"/runs/{run_id}/threshold", data={"threshold": str(chosen)}, headers=HX)
+    assert "saved: final training and predictions will use it" in saved.text
+    assert load_spec(app.state.results, run_id)["threshold"] == pytest.approx(chosen)
+    assert client.get(f"/runs/{run_id}/threshold?threshold=2", headers=HX).status_code == 400
+    client.post(f"/runs/{run_id}/jobs/final", data={"restart": "1"}, headers=HX)
+    _follow(client, f"/runs/{run_id}/jobs/final")
+    bundle = zipfile.ZipFile(io.BytesIO(client.get(f"/runs/{run_id}/bundle.zip").content))
+    assert json.loads(bundle.read("metadata.json"))["threshold"] == pytest.approx(chosen)

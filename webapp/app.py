@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from shared.settings import CLOUD, Settings, SettingsError
 from shared.storage import LocalStorage, open_storage
-from webapp import datasets, history, home, runs
+from webapp import datasets, history, home, runs, threshold
 from webapp.dispatch import Dispatcher
 from webapp.logs import RequestLog
 from webapp.steps import dataset, evaluate, features, model, predict, ship
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *ship.routes,
         *predict.routes,
         *runs.routes,
+        *threshold.routes,
     ]
     app = Starlette(
         routes=[

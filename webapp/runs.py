@@ -23,6 +23,7 @@ from shared.runs import (
 from shared.spec import RunSpec
 from webapp.htmx import render
 from webapp.plots import curve_plots
+from webapp.threshold import view as threshold_view
 from webapp.workspace import owned_run
 
 
@@ -57,6 +58,8 @@ def job_context(request: Request, run_id: str, mode: str, problem: str = "") -> 
         if mode == EVALUATE:
             context["metrics"] = _output(request, run_id, mode, "metrics.json")
             context["plots"] = curve_plots(context["metrics"]) if context["metrics"] else {}
+            if context["metrics"] and context["metrics"].get("positive_class"):
+                context["threshold"] = threshold_view(request, run_id)
         else:
             context["summary"] = _output(request, run_id, mode, "summary.json")
             context["has_candidates"] = request.app.state.results.exists(
