@@ -25,6 +25,7 @@ from sklearn.model_selection import (
 
 from shared.errors import DataError
 from shared.labels import apply_mapping, labels_as_text
+from shared.models import balancing_weights
 from shared.pipeline import build_pipeline, check_columns, fit_pipeline
 from shared.spec import EvaluationPlan, RunSpec
 
@@ -273,7 +274,8 @@ def evaluate(
     per_fold, notes = [], []
     for number, (train, test) in enumerate(folds, start=1):
         pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
-        for note in fit_pipeline(pipe, data.features.iloc[train], data.labels.iloc[train]):
+        weights = balancing_weights(spec.model.family, spec.model.params, data.labels.iloc[train])
+        for note in fit_pipeline(pipe, data.features.iloc[train], data.labels.iloc[train], weights):
             if note not in notes:
                 notes.append(note)
         proba = _aligned_proba(pipe, data.features.iloc[test], data.classes)
@@ -382,5 +384,6 @@ def train_final(
     """Fit the run's pipeline on every labelled row."""
     data = prepare(frame, spec)
     pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
-    notes = fit_pipeline(pipe, data.features, data.labels)
+    weights = balancing_weights(spec.model.family, spec.model.params, data.labels)
+    notes = fit_pipeline(pipe, data.features, data.labels, weights)
     return pipe, data, notes

@@ -20,6 +20,10 @@ from sklearn.tree import DecisionTreeClassifier
 from shared.params import validate_params
 
 
+def _class_weight(p: Mapping[str, Any]) -> str | None:
+    return "balanced" if p["balance_classes"] else None
+
+
 def _hist_gradient_boosting(p: Mapping[str, Any], seed: int, n_jobs: int) -> ClassifierMixin:
     early = {"auto": "auto", "on": True, "off": False}[p["early_stopping"]]
     return HistGradientBoostingClassifier(
@@ -31,6 +35,7 @@ def _hist_gradient_boosting(p: Mapping[str, Any], seed: int, n_jobs: int) -> Cla
         l2_regularization=p["l2_regularization"],
         early_stopping=early,
         random_state=seed,
+        class_weight=_class_weight(p),
     )
 
 
@@ -43,6 +48,7 @@ def _random_forest(p: Mapping[str, Any], seed: int, n_jobs: int) -> ClassifierMi
         max_features=None if p["max_features"] == "all" else p["max_features"],
         random_state=seed,
         n_jobs=n_jobs,
+        class_weight=_class_weight(p),
     )
 
 
@@ -99,7 +105,21 @@ def logistic_regression(
 
 
 def _logistic_regression(p: Mapping[str, Any], seed: int, n_jobs: int) -> ClassifierMixin:
-    return logistic_regression(p["penalty"], p["C"], p["l1_ratio"], p["max_iter"], seed)
+    model = logistic_regression(p["penalty"], p["C"], p["l1_ratio"], p["max_iter"], seed)
+    return model.set_params(class_weight=_class_weight(p))
+
+
+#: Families without a class_weight parameter balance classes through per-row sample weights.
+SAMPLE_WEIGHTED = ("gradient_boosting", "adaboost", "mlp")
+
+
+def balancing_weights(family: str, params: Mapping[str, Any], labels: Any) -> Any:
+    """Per-row weights for fit when the family balances classes that way, else None."""
+    if family not in SAMPLE_WEIGHTED or not validate_params(family, params)["balance_classes"]:
+        return None
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return compute_sample_weight("balanced", labels)
 
 
 _FACTORIES: dict[str, Callable[[Mapping[str, Any], int, int], ClassifierMixin]] = {

@@ -83,6 +83,14 @@ def _fmt(value: float | None) -> str:
     return f"{value:g}"
 
 
+BALANCE = Param(
+    "balance_classes",
+    BOOL,
+    False,
+    "Weigh each class by the inverse of its share, so that a rare class (such as the false "
+    "positives among K2's default rows) counts as much as a common one while training.",
+    label="Balance classes",
+)
 _MAX_DEPTH_HELP = (
     "How many questions deep each tree may go. Deeper trees fit finer detail but overfit sooner."
 )
@@ -147,6 +155,7 @@ FAMILIES: dict[str, Family] = {
                     "the training rows stops improving. 'auto' does so above 10,000 rows.",
                     choices=("auto", "on", "off"),
                 ),
+                BALANCE,
             ),
             tags=("tree",),
         ),
@@ -184,6 +193,7 @@ FAMILIES: dict[str, Family] = {
                     "fewer makes trees more different from each other.",
                     choices=("sqrt", "log2", "all"),
                 ),
+                BALANCE,
             ),
             tags=("tree",),
         ),
@@ -222,6 +232,7 @@ FAMILIES: dict[str, Family] = {
                     high=1.0,
                 ),
                 Param("min_samples_leaf", INT, 1, _LEAF_HELP, low=1, high=1000),
+                BALANCE,
             ),
             tags=("tree",),
         ),
@@ -251,6 +262,7 @@ FAMILIES: dict[str, Family] = {
                     log_scale=True,
                 ),
                 Param("max_depth", INT, 2, "Depth of each weak tree (1 is a 'stump').", low=1, high=10),
+                BALANCE,
             ),
             tags=("tree",),
         ),
@@ -305,6 +317,7 @@ FAMILIES: dict[str, Family] = {
                     high=5000,
                     label="Max epochs",
                 ),
+                BALANCE,
             ),
             needs_scaling=True,
         ),
@@ -351,6 +364,7 @@ FAMILIES: dict[str, Family] = {
                     high=20000,
                     label="Max iterations",
                 ),
+                BALANCE,
             ),
             needs_scaling=True,
         ),

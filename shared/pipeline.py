@@ -112,11 +112,14 @@ def check_columns(frame: pd.DataFrame, features: Sequence[str]) -> None:
         raise DataError(f"missing feature columns: {', '.join(missing)}")
 
 
-def fit_pipeline(pipe: Pipeline, features: pd.DataFrame, labels: pd.Series) -> list[str]:
+def fit_pipeline(
+    pipe: Pipeline, features: pd.DataFrame, labels: pd.Series, sample_weight: Any = None
+) -> list[str]:
     """Fit and return notes for the researcher; DataError if selection kept no feature."""
+    fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
     with fit_notes() as notes:
         try:
-            pipe.fit(features, labels)
+            pipe.fit(features, labels, **fit_params)
         except ValueError as error:
             if "select" in pipe.named_steps and "0 feature(s)" in str(error):
                 raise DataError("feature selection kept no features; lower its strength") from None

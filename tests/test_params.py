@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from shared.errors import SpecError
-from shared.params import CHOICE, FAMILIES, FLOAT, INT, INT_LIST, parse_value, validate_params
+from shared.params import BOOL, CHOICE, FAMILIES, FLOAT, INT, INT_LIST, parse_value, validate_params
 from shared.pipeline import build_pipeline, fit_pipeline
 from shared.spec import RunSpec
 
@@ -135,8 +135,8 @@ def _small_problem(classes: int) -> tuple[pd.DataFrame, pd.Series]:
 def _combinations(family: str):
     """Every combination of the family's choices, plus each numeric parameter at both bounds."""
     fam = FAMILIES[family]
-    choice_params = [p for p in fam.params if p.kind == CHOICE]
-    for combo in itertools.product(*(p.choices for p in choice_params)):
+    choice_params = [p for p in fam.params if p.kind in (CHOICE, BOOL)]
+    for combo in itertools.product(*(p.choices or (False, True) for p in choice_params)):
         yield dict(zip((p.name for p in choice_params), combo, strict=True))
     for p in fam.params:
         if p.kind in (INT, FLOAT):

@@ -157,3 +157,20 @@ def test_fit_pipeline_reports_convergence_as_a_note(koi, koi_kinds, koi_features
     pipe = build_pipeline(spec, koi_kinds)
     notes = fit_pipeline(pipe, koi[koi_features], koi["koi_disposition"])
     assert any("Maximum iterations (10) reached" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("family", ["hist_gradient_boosting", "gradient_boosting", "logistic_regression"])
+def test_balance_classes_raises_minority_recall(family):
+    """class_weight for families that have it, per-row sample weights for the others."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = np.where(rng.random(n) < 0.06, "RARE", "COMMON")
+    x = pd.DataFrame({"a": rng.normal(size=n) + (y == "RARE") * 1.2, "b": rng.normal(size=n)})
+    frame = x.assign(y=y)
+    recalls = {}
+    for balance in (False, True):
+        spec = RunSpec.from_dict({"dataset": "synthetic", "target": "y", "features": ["a", "b"],
+                                  "model": {"family": family, "params": {"balance_classes": balance}},
+                                  "positive_class": "RARE", "evaluation": {"folds": 3}})
+        recalls[balance] = evaluate(frame, spec, {"a": "numeric", "b": "numeric"}).metrics["recall"]["mean"]
+    assert recalls[True] > recalls[False] + 0.1, recalls

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from shared.errors import SpecError
 from shared.params import (
+    BOOL,
     DEFAULT_FAMILY,
     FAMILIES,
     SELECTION_METHODS,
@@ -99,7 +100,7 @@ async def save_model(request: Request) -> Response:
         fam = family(key)
     except SpecError as error:
         return Response(str(error), status_code=400)
-    raw = {p.name: str(form.get(p.name, "")) for p in fam.params}
+    raw = {p.name: str(form.get(p.name, "false" if p.kind == BOOL else "")) for p in fam.params}
     try:
         params = validate_params(key, raw)
     except SpecError as error:
