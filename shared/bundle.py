@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any
 
-from shared import __version__
+from shared import __version__, model_card
 from shared.errors import BundleError
 from shared.spec import RunSpec
 
@@ -35,7 +35,8 @@ SKOPS_NAME = "model.skops"
 METADATA_NAME = "metadata.json"
 README_NAME = "README.txt"
 TEMPLATE_NAME = "template.csv"
-MEMBERS = (JOBLIB_NAME, SKOPS_NAME, METADATA_NAME, README_NAME, TEMPLATE_NAME)
+CARD_NAME = "model_card.md"
+MEMBERS = (JOBLIB_NAME, SKOPS_NAME, METADATA_NAME, README_NAME, TEMPLATE_NAME, CARD_NAME)
 BUNDLE_FORMAT = 1
 MAX_MEMBER_BYTES = 2 * 1024**3  # refuse zip bombs before inflating them
 
@@ -138,6 +139,7 @@ def write_bundle(pipe: Any, metadata: Mapping[str, Any]) -> bytes:
         SKOPS_NAME: sio.dumps(pipe),
         TEMPLATE_NAME: (",".join(_csv_cell(f) for f in features) + "\n").encode(),
         README_NAME: _readme(metadata).encode(),
+        CARD_NAME: model_card.to_markdown(metadata).encode(),
     }
     full_metadata = {**metadata, "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}
     files[METADATA_NAME] = json.dumps(full_metadata, indent=2, sort_keys=True).encode()
@@ -210,6 +212,7 @@ Files
 - model.joblib  the same Pipeline in the original app's joblib format (pickle: trusted sources only)
 - metadata.json target, classes, label mapping, features, parameters, metrics, data hash, versions
 - template.csv  the column headers a prediction file needs
+- model_card.md intended use, data, evaluation protocol and metrics, threshold, limitations
 
 Safe loading (skops)
     import pandas as pd, skops.io as sio

@@ -165,8 +165,11 @@ def _finish_failed(reporter: Reporter, message: str) -> None:
         reporter.finish(FAILED, "Failed", message)
 
 
-def _dataset(spec: RunSpec, data: Storage) -> tuple[Any, DatasetInfo, dict[str, str], list[str], list[str]]:
-    """The table, its info, column kinds, key columns for outputs, and leakage warnings."""
+def _dataset(
+    spec: RunSpec, data: Storage
+) -> tuple[Any, DatasetInfo, dict[str, str], list[str], list[str], list[str]]:
+    """The table, its info, column kinds, key columns for outputs, leakage warnings for the
+    chosen features, and every column known or detected to leak."""
     info = load_info(data, spec.dataset)
     if info is None:
         raise DataError(f"dataset {spec.dataset!r} is not loaded; load or upload it first")
@@ -181,13 +184,14 @@ def _dataset(spec: RunSpec, data: Storage) -> tuple[Any, DatasetInfo, dict[str, 
         builtin.known_columns if builtin else None,
     )
     keys = list(builtin.key_columns) if builtin else [a.name for a in advice if a.kind == IDENTIFIER][:3]
-    return frame, info, column_kinds(info.profiles()), keys, leakage_warnings(spec.features, advice)
+    leaky = [a.name for a in advice if a.leakage]
+    return frame, info, column_kinds(info.profiles()), keys, leakage_warnings(spec.features, advice), leaky
 
 
 def _evaluate(
     spec: RunSpec, run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int
 ) -> str:
-    frame, info, kinds, _, warnings = _dataset(spec, data)
+    frame, info, kinds, _, warnings, _ = _dataset(spec, data)
     with compute_threads(threads or None) as cores:
         result = evaluate(frame, spec, kinds, n_jobs=cores, progress=reporter.line, leakage_warnings=warnings)
     oof = io.BytesIO()
@@ -206,7 +210,7 @@ def _evaluate(
 def _final(
     spec: RunSpec, run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int
 ) -> str:
-    frame, info, kinds, keys, warnings = _dataset(spec, data)
+    frame, info, kinds, keys, warnings, leaky = _dataset(spec, data)
     reporter.line(f"Loaded {len(frame):,} rows × {len(spec.features)} features", 0.05)
     reporter.line("Fitting on all rows", 0.1)
     with compute_threads(threads or None) as cores:
@@ -225,6 +229,8 @@ def _final(
     )
     metadata["key_columns"] = [k for k in keys if k in frame.columns and k not in spec.features]
     metadata["threshold"] = spec.threshold
+    metadata["leakage_warnings"] = warnings
+    metadata["excluded_leakage"] = [c for c in leaky if c not in spec.features]
     metadata["data_source"] = _describe(info)
     bundle = write_bundle(pipe, metadata)
     results.write_bytes(job_key(run_id, "final", "bundle.zip"), bundle, content_type="application/zip")

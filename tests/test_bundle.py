@@ -40,6 +40,7 @@ def test_bundle_has_every_member_and_metadata(bundle, koi, koi_features):
         metadata = json.loads(archive.read("metadata.json"))
         template = archive.read("template.csv").decode()
         readme = archive.read("README.txt").decode()
+        card = archive.read("model_card.md").decode()
     assert metadata["target"] == "koi_disposition"
     assert metadata["classes"] == ["FALSE POSITIVE", "PLANET"]
     assert metadata["label_mapping"] == {"CONFIRMED": "PLANET", "CANDIDATE": "PLANET"}
@@ -53,6 +54,10 @@ def test_bundle_has_every_member_and_metadata(bundle, koi, koi_features):
     assert metadata["versions"]["scikit-learn"].startswith("1.9")
     assert template.strip().split(",") == koi_features
     assert "joblib.load" in readme and "skops" in readme
+    for heading in ("Intended use", "Data", "Evaluation", "Decision", "Model", "Limitations", "Versions"):
+        assert f"\n## {heading}\n" in card
+    assert "Trained on 9,564 rows (FALSE POSITIVE 4,839, PLANET 4,725)" in card
+    assert "Mission shift" in card and "Not evaluated before training on all data" in card
 
 
 def test_original_snippet_and_skops_reader_predict_identically(bundle, koi, tmp_path):

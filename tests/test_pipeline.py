@@ -169,8 +169,15 @@ def test_balance_classes_raises_minority_recall(family):
     frame = x.assign(y=y)
     recalls = {}
     for balance in (False, True):
-        spec = RunSpec.from_dict({"dataset": "synthetic", "target": "y", "features": ["a", "b"],
-                                  "model": {"family": family, "params": {"balance_classes": balance}},
-                                  "positive_class": "RARE", "evaluation": {"folds": 3}})
+        spec = RunSpec.from_dict(
+            {
+                "dataset": "synthetic",
+                "target": "y",
+                "features": ["a", "b"],
+                "model": {"family": family, "params": {"balance_classes": balance}},
+                "positive_class": "RARE",
+                "evaluation": {"folds": 3},
+            }
+        )
         recalls[balance] = evaluate(frame, spec, {"a": "numeric", "b": "numeric"}).metrics["recall"]["mean"]
     assert recalls[True] > recalls[False] + 0.1, recalls

@@ -1,6 +1,8 @@
 """A run's jobs: start or restart, the self-replacing status fragment, and the downloads."""
 
+import io
 import json
+import zipfile
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -8,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared import model_card
 from shared.errors import InvalidKey, ObjectNotFound, SpecError
 from shared.runs import (
     EVALUATE,
@@ -109,7 +112,21 @@ def _download(name: str, media_type: str):
     return download
 
 
+async def card(request: Request) -> Response:
+    """The model card of the run's trained model, as HTML (the bundle carries it as Markdown)."""
+    run_id, _ = owned_run(request)
+    try:
+        bundle = request.app.state.results.read_bytes(job_key(run_id, FINAL, "bundle.zip"))
+    except ObjectNotFound:
+        raise HTTPException(404, "This run has no model card yet: train it on all data first.") from None
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    context = {"run_id": run_id, "metadata": metadata, "sections": model_card.sections(metadata)}
+    return render(request, "model_card.html", "_model_card.html", context)
+
+
 routes = [
+    Route("/card", card, name="model_card"),
     Route("/jobs/{mode}", job_status, name="job_status"),
     Route("/jobs/{mode}", start_job, methods=["POST"], name="start_job"),
     Route("/bundle.zip", _download("bundle.zip", "application/zip"), name="bundle"),

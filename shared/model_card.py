@@ -1,0 +1,109 @@
+"""The model card: what the model is for, what it learned from, how it was tested, and what
+it cannot do. One structure, rendered as Markdown for the bundle and as HTML in the app."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+METRIC_NAMES = {
+    "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "precision": "Precision",
+    "recall": "Recall", "f1": "F1", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "Log loss",
+    "f1_macro": "F1 (macro)", "precision_macro": "Precision (macro)", "recall_macro": "Recall (macro)",
+}  # fmt: skip
+LIMITATIONS = (
+    "Candidates are not ground truth: CANDIDATE and PC rows are unresolved, so a model trained on them "
+    "learns the archive's current opinion, not nature.",
+    "Mission shift: Kepler, K2 and TESS differ in photometric precision, cadence, stellar samples and "
+    "vetting; a model trained on one mission's table should not be trusted on another's without "
+    "evaluating it there.",
+    "Dispositions change as follow-up arrives; retrain on a fresh export before relying on old scores.",
+    "Scores are only as honest as the features: a column that encodes the vetting decision inflates them.",
+)
+Section = tuple[str, list[str]]
+
+
+def _code(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _intended_use(m: Mapping[str, Any]) -> Section:
+    table = (m.get("data_source") or {}).get("name") or m.get("dataset", "uploaded")
+    return ("Intended use", [
+        f"Classifies rows of the {table} table by `{m['target']}` into {', '.join(m['classes'])}.",
+        "For ranking and triaging transit signals for follow-up, not for declaring planets confirmed.",
+    ])  # fmt: skip
+
+
+def _data(m: Mapping[str, Any]) -> Section:
+    source = m.get("data_source") or {}
+    setup = (m.get("spec") or {}).get("label_setup") or "raw classes"
+    mapping = f" (mapping {m['label_mapping']})" if m.get("label_mapping") else ""
+    counts = ", ".join(f"{k} {v:,}" for k, v in m.get("class_counts", {}).items())
+    rows = source.get("rows", m["training_rows"])
+    return ("Data", [
+        f"Source: {source.get('source', 'unknown')}, read on {source.get('fetched_at', 'unknown')}; "
+        f"{rows:,} rows (table sha256 `{m['data_sha256'][:16]}…`).",
+        f"Label setup: {setup}{mapping}.",
+        f"Trained on {m['training_rows']:,} rows ({counts}); {m['dropped_rows']:,} rows left out "
+        "(no label, or a class the setup drops).",
+        f"Features ({len(m['features'])}): {_code(m['features'])}.",
+        f"Leakage columns left out: {_code(m.get('excluded_leakage', [])) or 'none identified'}.",
+    ])  # fmt: skip
+
+
+def _evaluation(m: Mapping[str, Any]) -> Section:
+    evaluation = m.get("evaluation") or {}
+    if not evaluation:
+        return ("Evaluation", ["Not evaluated before training on all data: no honest estimate is attached."])
+    protocol = evaluation.get("protocol") or {}
+    if protocol.get("method") == "kfold":
+        how = f"{protocol.get('splits')}-fold cross-validation"
+    else:
+        how = f"a {protocol.get('test_size') or 0:.0%} holdout"
+    stratified = ", stratified" if protocol.get("stratified") else ""
+    grouped = f", grouped by `{protocol['grouped_by']}`" if protocol.get("grouped_by") else ""
+    lines = [f"{how}{stratified}{grouped}, seed {protocol.get('seed')}."]
+    for key, label in METRIC_NAMES.items():
+        value = evaluation.get("metrics", {}).get(key)
+        if value and value.get("mean") is not None:
+            spread = f" ± {value['std']:.3f}" if value.get("std") is not None else ""
+            lines.append(f"{label}: {value['mean']:.3f}{spread}")
+    if evaluation.get("positive_class"):
+        lines.append(f"Positive class for precision, recall and F1: {evaluation['positive_class']}.")
+    return ("Evaluation", lines)
+
+
+def _decision(m: Mapping[str, Any]) -> Section:
+    threshold = m.get("threshold")
+    if threshold is not None:
+        rule = f"Predicts {m.get('positive_class')} when its probability is at least {threshold:.3f}."
+    else:
+        rule = "Predicts the most probable class (no tuned threshold)."
+    return ("Decision", [rule, "Probabilities are not calibrated beyond what the model family provides."])
+
+
+def _model(m: Mapping[str, Any]) -> Section:
+    params = ", ".join(f"{k}={v}" for k, v in m["model"]["params"].items())
+    kept = len(m.get("kept_features", []))
+    return ("Model", [
+        f"Family: {m['model']['family']}; parameters: {params}.",
+        f"Feature selection: {m['feature_selection']['method']}; {kept} model inputs kept.",
+    ])  # fmt: skip
+
+
+def sections(metadata: Mapping[str, Any]) -> list[Section]:
+    """(title, lines) pairs; each line is plain text that may contain `code` spans."""
+    warnings = [f"Leakage warning: {w}" for w in metadata.get("leakage_warnings") or []]
+    versions = ", ".join(f"{k} {v}" for k, v in metadata.get("versions", {}).items())
+    return [
+        _intended_use(metadata), _data(metadata), _evaluation(metadata), _decision(metadata),
+        _model(metadata), ("Limitations", [*warnings, *LIMITATIONS]), ("Versions", [versions]),
+    ]  # fmt: skip
+
+
+def to_markdown(metadata: Mapping[str, Any]) -> str:
+    lines = [f"# Model card: run {metadata['run_id']}", "", f"Created {metadata['created']}.", ""]
+    for title, items in sections(metadata):
+        lines += [f"## {title}", "", *(f"- {item}" for item in items), ""]
+    return "\n".join(lines)
