@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
@@ -234,6 +235,7 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     leakage_warnings: list[str] = field(default_factory=list)  # shown on every metric view
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    importance: list[dict[str, Any]] = field(default_factory=list)  # permutation, held-out splits
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -248,6 +250,7 @@ class EvaluationResult:
             "notes": self.notes,
             "leakage_warnings": self.leakage_warnings,
             "curves": self.curves,
+            "importance": self.importance,
         }
 
 
@@ -259,10 +262,12 @@ def evaluate(
     n_jobs: int = 1,
     progress: Progress = _no_progress,
     leakage_warnings: Sequence[str] = (),
+    importance_repeats: int = 0,
 ) -> EvaluationResult:
     """Fit on each training split, predict its test split; metrics per split and overall.
 
     ``leakage_warnings`` (from ``shared.columns.leakage_warnings``) travel with the metrics.
+    With ``importance_repeats``, permutation importance is measured on every held-out split.
     """
     data = prepare(frame, spec)
     progress(f"Loaded {len(data.labels):,} rows × {len(spec.features)} features", 0.05)
@@ -271,7 +276,7 @@ def evaluate(
     proba_oof = np.full((len(y), len(data.classes)), np.nan)
     pred_oof = np.empty(len(y), dtype=object)
     fold_of = np.full(len(y), -1)
-    per_fold, notes = [], []
+    per_fold, notes, importances = [], [], []
     for number, (train, test) in enumerate(folds, start=1):
         pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
         weights = balancing_weights(spec.model.family, spec.model.params, data.labels.iloc[train])
@@ -279,6 +284,17 @@ def evaluate(
             if note not in notes:
                 notes.append(note)
         proba = _aligned_proba(pipe, data.features.iloc[test], data.classes)
+        if importance_repeats:
+            importances.append(
+                _held_out_importance(
+                    pipe,
+                    data.features.iloc[test],
+                    y[test],
+                    data.positive_class,
+                    importance_repeats,
+                    spec.evaluation.seed,
+                )
+            )
         pred = np.asarray(data.classes, dtype=object)[proba.argmax(axis=1)]
         proba_oof[test], pred_oof[test], fold_of[test] = proba, pred, number
         per_fold.append(fold_metrics(y[test], pred, proba, data.classes, data.positive_class))
@@ -321,7 +337,36 @@ def evaluate(
         notes,
         list(leakage_warnings),
         curves(oof, data.classes, data.positive_class),
+        _summarize_importance(importances, list(spec.features)),
     )
+
+
+def _held_out_importance(
+    pipe: Any, features: pd.DataFrame, truth: np.ndarray, positive: str | None, repeats: int, seed: int
+) -> np.ndarray:
+    """Drop in score when each column is shuffled in a split the model never saw:
+    ROC-AUC for a binary problem, balanced accuracy otherwise. Shape: columns x repeats."""
+
+    def auc_of_positive(estimator: Any, x: pd.DataFrame, y: np.ndarray) -> float:
+        column = list(estimator.classes_).index(positive)
+        return float(skm.roc_auc_score(y == positive, estimator.predict_proba(x)[:, column]))
+
+    scoring = auc_of_positive if positive is not None else "balanced_accuracy"
+    if positive is not None and len(set(truth)) < 2:
+        return np.full((features.shape[1], repeats), np.nan)
+    result = permutation_importance(
+        pipe, features, truth, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1
+    )
+    return result.importances
+
+
+def _summarize_importance(per_fold: list[np.ndarray], names: list[str]) -> list[dict[str, Any]]:
+    if not per_fold:
+        return []
+    values = np.concatenate(per_fold, axis=1)
+    means, stds = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
+    order = np.argsort(-means)
+    return [{"feature": names[i], "mean": float(means[i]), "std": float(stds[i])} for i in order]
 
 
 MAX_CURVE_POINTS = 150

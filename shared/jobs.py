@@ -46,6 +46,7 @@ from shared.storage import Storage
 from shared.threads import compute_threads
 
 log = logging.getLogger(__name__)
+IMPORTANCE_REPEATS = 3
 UNEXPECTED = "Training failed unexpectedly; the log has the details. Restart the run to try again."
 
 
@@ -193,7 +194,15 @@ def _evaluate(
 ) -> str:
     frame, info, kinds, _, warnings, _ = _dataset(spec, data)
     with compute_threads(threads or None) as cores:
-        result = evaluate(frame, spec, kinds, n_jobs=cores, progress=reporter.line, leakage_warnings=warnings)
+        result = evaluate(
+            frame,
+            spec,
+            kinds,
+            n_jobs=cores,
+            progress=reporter.line,
+            leakage_warnings=warnings,
+            importance_repeats=IMPORTANCE_REPEATS,
+        )
     oof = io.BytesIO()
     result.out_of_fold.to_parquet(oof, index=False)
     results.write_bytes(job_key(run_id, EVALUATE, "oof.parquet"), oof.getvalue())

@@ -71,6 +71,10 @@ def _evaluation(m: Mapping[str, Any]) -> Section:
             lines.append(f"{label}: {value['mean']:.3f}{spread}")
     if evaluation.get("positive_class"):
         lines.append(f"Positive class for precision, recall and F1: {evaluation['positive_class']}.")
+    top = evaluation.get("importance", [])[:8]
+    if top:
+        ranked = ", ".join(f"`{t['feature']}` {t['mean']:.3f} ± {t['std']:.3f}" for t in top)
+        lines.append(f"Most important features (drop in score when shuffled, held-out splits): {ranked}.")
     return ("Evaluation", lines)
 
 

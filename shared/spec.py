@@ -48,6 +48,7 @@ class EvaluationPlan:
     test_size: float = 0.2
     stratified: bool = True
     seed: int = 42
+    importance: bool = True  # permutation importance on every held-out split (slower)
 
 
 @dataclass(frozen=True)
@@ -285,12 +286,15 @@ class _Parser:
         stratified = value.get("stratified", plan.stratified)
         if not isinstance(stratified, bool):
             self.bad("evaluation.stratified", stratified, "must be true or false")
+        importance = value.get("importance", plan.importance)
+        if not isinstance(importance, bool):
+            self.bad("evaluation.importance", importance, "must be true or false")
         seed = value.get("seed", plan.seed)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             self.bad("evaluation.seed", seed, "must be a whole number from 0 to 4294967295")
-        unknown = set(value) - {"method", "folds", "test_size", "stratified", "seed"}
+        unknown = set(value) - {"method", "folds", "test_size", "stratified", "seed", "importance"}
         if unknown:
             self.bad("evaluation", sorted(unknown), "are not evaluation fields")
         if len(self.problems) and any(p.startswith("evaluation") for p in self.problems):
             return plan
-        return EvaluationPlan(method, folds, float(test_size), stratified, seed)
+        return EvaluationPlan(method, folds, float(test_size), stratified, seed, importance)

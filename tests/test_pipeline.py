@@ -1,5 +1,7 @@
 """build_pipeline on the real Kepler KOI table: every family, both label setups, honest CV."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -181,3 +183,25 @@ def test_balance_classes_raises_minority_recall(family):
         )
         recalls[balance] = evaluate(frame, spec, {"a": "numeric", "b": "numeric"}).metrics["recall"]["mean"]
     assert recalls[True] > recalls[False] + 0.1, recalls
+
+
+def test_held_out_permutation_importance_is_physical_and_exposes_leakage(koi, koi_kinds, koi_features):
+    plan = {"method": "kfold", "folds": 3}
+    honest = evaluate(
+        koi,
+        RunSpec.from_dict(koi_spec(koi_features, evaluation=plan)),
+        koi_kinds,
+        n_jobs=2,
+        importance_repeats=2,
+    ).importance
+    assert [i["feature"] for i in honest] and {i["feature"] for i in honest} == set(koi_features)
+    assert honest[0]["feature"] in {"koi_period", "koi_prad", "koi_depth", "koi_duration", "koi_model_snr"}
+    assert all(a["mean"] >= b["mean"] for a, b in itertools.pairwise(honest))
+    leaky = evaluate(
+        koi,
+        RunSpec.from_dict(koi_spec([*koi_features, "koi_score"], evaluation=plan)),
+        koi_kinds,
+        n_jobs=2,
+        importance_repeats=2,
+    ).importance
+    assert leaky[0]["feature"] == "koi_score" and leaky[0]["mean"] > 3 * leaky[1]["mean"]

@@ -199,7 +199,7 @@ def test_evaluate_ship_predict_end_to_end(client):
     full, fragment = _pair(client, f"/runs/{run_id}/evaluate", "step_evaluate.html", "_step_evaluate.html")
     assert 'value="kepid" selected' in full.text  # grouped by host star by default
     assert "Evaluate</button>" in fragment.text and "Cross-validation" in fragment.text
-    started = client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
+    started = client.post(f"/runs/{run_id}/evaluate", data={**PLAN, "importance": "on"}, headers=HX)
     assert started.template.name == "_job_status.html" and 'hx-trigger="every 1s"' in started.text
     done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
     assert 'data-state="succeeded"' in done.text and "every 1s" not in done.text
@@ -207,6 +207,8 @@ def test_evaluate_ship_predict_end_to_end(client):
     assert 0.92 <= auc <= 0.96
     assert "grouped by <code>kepid</code>" in done.text and "FALSE POSITIVE" in done.text
     assert done.text.count("<polyline") == 2 and "False positive rate" in done.text
+    assert 'data-testid="plot-importance"' in done.text and done.text.count('class="bar"') == 12
+    assert "Drop in ROC-AUC when shuffled" in done.text
     _pair(client, f"/runs/{run_id}/jobs/evaluate", "job.html", "_job_status.html")
 
     full, _ = _pair(client, f"/runs/{run_id}/ship", "step_ship.html", "_step_ship.html")

@@ -25,7 +25,7 @@ from shared.runs import (
 )
 from shared.spec import RunSpec
 from webapp.htmx import render
-from webapp.plots import curve_plots
+from webapp.plots import curve_plots, importance_bars
 from webapp.threshold import view as threshold_view
 from webapp.workspace import owned_run
 
@@ -61,6 +61,7 @@ def job_context(request: Request, run_id: str, mode: str, problem: str = "") -> 
         if mode == EVALUATE:
             context["metrics"] = _output(request, run_id, mode, "metrics.json")
             context["plots"] = curve_plots(context["metrics"]) if context["metrics"] else {}
+            context["importance"] = importance_bars((context["metrics"] or {}).get("importance", []))
             if context["metrics"] and context["metrics"].get("positive_class"):
                 context["threshold"] = threshold_view(request, run_id)
         else:

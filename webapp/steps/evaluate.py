@@ -52,6 +52,7 @@ async def start_evaluation(request: Request) -> Response:
         "folds": _number(form.get("folds", 5), int),
         "test_size": _number(form.get("test_size", 0.2), float),
         "stratified": form.get("stratified") == "on",
+        "importance": form.get("importance") == "on",
         "seed": _number(form.get("seed", 42), int),
     }
     group = str(form.get("group_column", "")) or None
