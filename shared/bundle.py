@@ -45,6 +45,8 @@ MAX_MEMBER_BYTES = 2 * 1024**3  # refuse zip bombs before inflating them
 #: fits every family and selection method and checks they all load with exactly this list.
 TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.tree._tree.Tree",

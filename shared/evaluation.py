@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import (
     GroupKFold,
@@ -27,7 +28,7 @@ from sklearn.model_selection import (
 from shared.errors import DataError
 from shared.labels import apply_mapping, labels_as_text
 from shared.models import balancing_weights
-from shared.pipeline import build_pipeline, check_columns, fit_pipeline
+from shared.pipeline import build_pipeline, check_columns, fit_notes, fit_pipeline
 from shared.spec import EvaluationPlan, RunSpec
 
 MAX_CLASSES = 50
@@ -236,6 +237,7 @@ class EvaluationResult:
     leakage_warnings: list[str] = field(default_factory=list)  # shown on every metric view
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     importance: list[dict[str, Any]] = field(default_factory=list)  # permutation, held-out splits
+    calibration: dict[str, Any] | None = None  # Brier score and reliability, before and after
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -251,6 +253,7 @@ class EvaluationResult:
             "leakage_warnings": self.leakage_warnings,
             "curves": self.curves,
             "importance": self.importance,
+            "calibration": self.calibration,
         }
 
 
@@ -274,16 +277,23 @@ def evaluate(
     folds = splits(data, spec.evaluation)
     y = data.labels.to_numpy()
     proba_oof = np.full((len(y), len(data.classes)), np.nan)
+    raw_oof = np.full((len(y), len(data.classes)), np.nan)
     pred_oof = np.empty(len(y), dtype=object)
     fold_of = np.full(len(y), -1)
     per_fold, notes, importances = [], [], []
     for number, (train, test) in enumerate(folds, start=1):
-        pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
-        weights = balancing_weights(spec.model.family, spec.model.params, data.labels.iloc[train])
-        for note in fit_pipeline(pipe, data.features.iloc[train], data.labels.iloc[train], weights):
-            if note not in notes:
-                notes.append(note)
-        proba = _aligned_proba(pipe, data.features.iloc[test], data.classes)
+        train_x, train_y, test_x = (
+            data.features.iloc[train],
+            data.labels.iloc[train],
+            data.features.iloc[test],
+        )
+        pipe, fold_notes = fit_model(spec, column_kinds, train_x, train_y, n_jobs)
+        notes += [note for note in fold_notes if note not in notes]
+        proba = _aligned_proba(pipe, test_x, data.classes)
+        if spec.calibration != "none":  # the same model without calibration, for "before"
+            raw_spec = spec.replace(calibration="none")
+            raw_model, _ = fit_model(raw_spec, column_kinds, train_x, train_y, n_jobs)
+            raw_oof[test] = _aligned_proba(raw_model, test_x, data.classes)
         if importance_repeats:
             importances.append(
                 _held_out_importance(
@@ -338,6 +348,9 @@ def evaluate(
         list(leakage_warnings),
         curves(oof, data.classes, data.positive_class),
         _summarize_importance(importances, list(spec.features)),
+        calibration_report(
+            spec.calibration, y[tested], raw_oof[tested], proba_oof[tested], data.classes, data.positive_class
+        ),
     )
 
 
@@ -367,6 +380,44 @@ def _summarize_importance(per_fold: list[np.ndarray], names: list[str]) -> list[
     means, stds = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
     order = np.argsort(-means)
     return [{"feature": names[i], "mean": float(means[i]), "std": float(stds[i])} for i in order]
+
+
+def calibration_report(
+    method: str,
+    truth: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    classes: list[str],
+    positive: str | None,
+    bins: int = 10,
+) -> dict[str, Any] | None:
+    """Brier score before and after calibration and, for two classes, the reliability curves."""
+    if method == "none":
+        return None
+    onehot = (truth[:, None] == np.asarray(classes)[None, :]).astype(float)
+
+    def brier(proba: np.ndarray) -> float:  # the usual one for two classes, summed over classes otherwise
+        if positive is not None:
+            column = classes.index(positive)
+            return float(np.mean((proba[:, column] - onehot[:, column]) ** 2))
+        return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+    report: dict[str, Any] = {"method": method, "brier_before": brier(before), "brier_after": brier(after)}
+    if positive is not None:
+        column, is_positive = classes.index(positive), truth == positive
+        for name, proba in (("before", before), ("after", after)):
+            edges = np.minimum((proba[:, column] * bins).astype(int), bins - 1)
+            points = [
+                [
+                    float(proba[edges == b, column].mean()),
+                    float(is_positive[edges == b].mean()),
+                    int((edges == b).sum()),
+                ]
+                for b in range(bins)
+                if (edges == b).any()
+            ]
+            report[f"reliability_{name}"] = points
+    return report
 
 
 MAX_CURVE_POINTS = 150
@@ -423,12 +474,32 @@ def _aligned_proba(pipe: Any, features: pd.DataFrame, classes: list[str]) -> np.
     return out
 
 
+def fit_model(
+    spec: RunSpec, column_kinds: Mapping[str, str], features: pd.DataFrame, labels: pd.Series, n_jobs: int
+) -> tuple[Any, list[str]]:
+    """The run's pipeline fitted on these rows, calibrated if the spec asks (Pipeline or
+    CalibratedClassifierCV around it); with the fit's notes."""
+    weights = balancing_weights(spec.model.family, spec.model.params, labels)
+    if spec.calibration == "none":
+        pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
+        return pipe, fit_pipeline(pipe, features, labels, weights)
+    if weights is not None:
+        raise DataError(
+            f"balancing classes with per-row weights ({spec.model.family}) cannot be combined with "
+            "calibration; turn one of them off"
+        )
+    model = CalibratedClassifierCV(
+        build_pipeline(spec, column_kinds, n_jobs=n_jobs), method=spec.calibration, cv=3
+    )
+    with fit_notes() as notes:
+        model.fit(features, labels)
+    return model, notes
+
+
 def train_final(
     frame: pd.DataFrame, spec: RunSpec, column_kinds: Mapping[str, str], *, n_jobs: int = 1
 ) -> tuple[Any, Prepared, list[str]]:
     """Fit the run's pipeline on every labelled row."""
     data = prepare(frame, spec)
-    pipe = build_pipeline(spec, column_kinds, n_jobs=n_jobs)
-    weights = balancing_weights(spec.model.family, spec.model.params, data.labels)
-    notes = fit_pipeline(pipe, data.features, data.labels, weights)
-    return pipe, data, notes
+    model, notes = fit_model(spec, column_kinds, data.features, data.labels, n_jobs)
+    return model, data, notes

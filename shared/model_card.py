@@ -84,7 +84,18 @@ def _decision(m: Mapping[str, Any]) -> Section:
         rule = f"Predicts {m.get('positive_class')} when its probability is at least {threshold:.3f}."
     else:
         rule = "Predicts the most probable class (no tuned threshold)."
-    return ("Decision", [rule, "Probabilities are not calibrated beyond what the model family provides."])
+    calibration = (m.get("spec") or {}).get("calibration", "none")
+    report = (m.get("evaluation") or {}).get("calibration")
+    if calibration == "none":
+        calibrated = "Probabilities are not calibrated beyond what the model family provides."
+    elif report:
+        calibrated = (
+            f"Probabilities calibrated ({calibration}); Brier score {report['brier_before']:.4f} "
+            f"without and {report['brier_after']:.4f} with calibration in evaluation."
+        )
+    else:
+        calibrated = f"Probabilities calibrated ({calibration}); not evaluated."
+    return ("Decision", [rule, calibrated])
 
 
 def _model(m: Mapping[str, Any]) -> Section:

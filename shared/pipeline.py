@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectFromModel
@@ -98,6 +99,8 @@ def kept_features(pipe: Any) -> list[str]:
     or 'koi_tce_delivname_q1_q17_dr25_tce' for a one-hot column."""
     if isinstance(pipe, FixedThresholdClassifier):
         pipe = pipe.estimator
+    if isinstance(pipe, CalibratedClassifierCV):  # the first calibrated copy's fitted pipeline
+        pipe = pipe.calibrated_classifiers_[0].estimator
     names = list(pipe.named_steps["preprocess"].get_feature_names_out())
     if "select" in pipe.named_steps:
         mask = pipe.named_steps["select"].get_support()

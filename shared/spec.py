@@ -25,6 +25,12 @@ from shared.params import to_json_value as _json
 
 SPEC_VERSION = 1
 DATASET_ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,63}")
+#: Probability calibration, explained in plain words for the model step.
+CALIBRATION_METHODS = {
+    "none": "Use the model's own probabilities.",
+    "sigmoid": "Fit a logistic curve from scores to probabilities (Platt scaling): robust with few rows.",
+    "isotonic": "Fit a free-form increasing mapping: more flexible, needs more rows (thousands).",
+}
 LABEL_SETUP = re.compile(r"[a-z0-9_]{1,40}")
 MAX_COLUMN_NAME = 200
 
@@ -63,6 +69,7 @@ class RunSpec:
     label_setup: str | None = None  # the preset's key, for display and the model card
     score_classes: tuple[str, ...] = ()  # raw classes left out of training, then ranked
     threshold: float | None = None  # binary only: predict the positive class at this probability
+    calibration: str = "none"  # none | sigmoid | isotonic (CalibratedClassifierCV)
     feature_selection: FeatureSelection = field(default_factory=FeatureSelection)
     evaluation: EvaluationPlan = field(default_factory=EvaluationPlan)
     version: int = SPEC_VERSION
@@ -101,6 +108,7 @@ _TOP_LEVEL = {
     "label_setup",
     "score_classes",
     "threshold",
+    "calibration",
     "feature_selection",
     "evaluation",
 }
@@ -159,6 +167,9 @@ class _Parser:
             isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1
         ):
             self.bad("threshold", threshold, "must be a probability between 0 and 1 (exclusive), or null")
+        calibration = raw.get("calibration", "none")
+        if calibration not in CALIBRATION_METHODS:
+            self.bad("calibration", calibration, "must be one of " + ", ".join(CALIBRATION_METHODS))
         model = self.model(raw.get("model", {}))
         selection = self.selection(raw.get("feature_selection", {}))
         evaluation = self.evaluation(raw.get("evaluation", {}))
@@ -175,6 +186,7 @@ class _Parser:
             label_setup=setup,
             score_classes=score_classes,
             threshold=None if threshold is None else float(threshold),
+            calibration=calibration,
             feature_selection=selection,
             evaluation=evaluation,
         )

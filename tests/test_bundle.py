@@ -130,9 +130,11 @@ def test_missing_members_and_bad_metadata(bundle):
         load_skops(b"PK\x03\x04 garbage")
 
 
-@pytest.mark.parametrize("selection", ["none", "l1", "l2"])
+@pytest.mark.parametrize(
+    ("selection", "calibration"), [("none", "none"), ("l1", "sigmoid"), ("l2", "isotonic")]
+)
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_trusted_type_list_covers_every_family(koi, koi_kinds, family, selection):
+def test_trusted_type_list_covers_every_family(koi, koi_kinds, family, selection, calibration):
     """TRUSTED_TYPES is explicit and complete: every pipeline we build loads with it."""
     rows = koi.sample(600, random_state=0)
     params = {"max_iter": 20} if family in ("mlp", "hist_gradient_boosting") else {}
@@ -142,6 +144,7 @@ def test_trusted_type_list_covers_every_family(koi, koi_kinds, family, selection
             label_mapping=None,
             model={"family": family, "params": params},
             feature_selection={"method": selection, "strength": 0.5},
+            calibration=calibration,
         )
     )
     pipe, _, _ = train_final(rows, spec, koi_kinds)

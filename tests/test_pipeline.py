@@ -205,3 +205,28 @@ def test_held_out_permutation_importance_is_physical_and_exposes_leakage(koi, ko
         importance_repeats=2,
     ).importance
     assert leaky[0]["feature"] == "koi_score" and leaky[0]["mean"] > 3 * leaky[1]["mean"]
+
+
+def test_calibration_report_and_its_limits(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(
+        koi_spec(koi_features, calibration="sigmoid", evaluation={"method": "kfold", "folds": 3})
+    )
+    result = evaluate(koi, spec, koi_kinds, n_jobs=2)
+    report = result.to_dict()["calibration"]
+    assert report["method"] == "sigmoid"
+    assert 0.05 < report["brier_after"] < 0.25 and 0.05 < report["brier_before"] < 0.25
+    oof = result.out_of_fold
+    brier = np.mean((oof["proba_PLANET"] - (oof["true"] == "PLANET")) ** 2)
+    assert report["brier_after"] == pytest.approx(brier)  # the shipped (calibrated) model's probabilities
+    for curve in (report["reliability_before"], report["reliability_after"]):
+        assert sum(n for _, _, n in curve) == len(oof)
+        assert all(0 <= x <= 1 and 0 <= y <= 1 for x, y, _ in curve)
+    weighted = RunSpec.from_dict(
+        koi_spec(
+            koi_features,
+            calibration="isotonic",
+            model={"family": "gradient_boosting", "params": {"balance_classes": True}},
+        )
+    )
+    with pytest.raises(DataError, match="cannot be combined with calibration"):
+        train_final(koi, weighted, koi_kinds)

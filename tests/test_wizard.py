@@ -354,3 +354,22 @@ def test_threshold_moves_the_confusion_matrix_consistently(client, app):
     _follow(client, f"/runs/{run_id}/jobs/final")
     bundle = zipfile.ZipFile(io.BytesIO(client.get(f"/runs/{run_id}/bundle.zip").content))
     assert json.loads(bundle.read("metadata.json"))["threshold"] == pytest.approx(chosen)
+
+
+def test_calibration_choice_shows_brier_and_reliability(client):
+    run_id = _new_run(client)
+    client.get(f"/runs/{run_id}/features")
+    saved = client.post(f"/runs/{run_id}/model", data={**MODEL_FORM, "calibration": "sigmoid"}, headers=HX)
+    assert saved.status_code == 204
+    assert 'value="sigmoid" checked' in client.get(f"/runs/{run_id}/model").text
+    bad = client.post(f"/runs/{run_id}/model", data={**MODEL_FORM, "calibration": "magic"}, headers=HX)
+    assert (
+        bad.status_code == 400
+        and "calibration: &#39;magic&#39; is not one of none, sigmoid, isotonic" in bad.text
+    )
+    client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
+    done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    assert "Calibration (sigmoid)" in done.text and 'data-testid="plot-calibration"' in done.text
+    before = float(re.search(r'data-brier="before">([0-9.]+)<', done.text).group(1))
+    after = float(re.search(r'data-brier="after">([0-9.]+)<', done.text).group(1))
+    assert 0 < before < 0.25 and 0 < after < 0.25

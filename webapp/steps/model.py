@@ -20,6 +20,7 @@ from shared.params import (
     validate_params,
 )
 from shared.runs import update_spec
+from shared.spec import CALIBRATION_METHODS
 from webapp.htmx import render
 from webapp.wizard import RunState, go_to_step, load_run, step_page
 
@@ -56,6 +57,8 @@ def _form_context(
         "selection_methods": SELECTION_METHODS,
         "strength": SELECTION_STRENGTH,
         "selection_values": (values or {}).get("_selection"),
+        "calibration_methods": CALIBRATION_METHODS,
+        "calibration": (values or {}).get("_calibration") or state.spec.get("calibration", "none"),
     }
 
 
@@ -115,9 +118,19 @@ async def save_model(request: Request) -> Response:
         strength = parse_value(SELECTION_STRENGTH, strength)
     except SpecError as error:
         errors["strength"] = str(error)
+    calibration = str(form.get("calibration", "none"))
+    if calibration not in CALIBRATION_METHODS:
+        errors["calibration"] = f"calibration: {calibration!r} is not one of {', '.join(CALIBRATION_METHODS)}"
     if errors:
         context = _form_context(
-            state, key, {**raw, "_selection": {"method": method, "strength": form.get("strength")}}, errors
+            state,
+            key,
+            {
+                **raw,
+                "_selection": {"method": method, "strength": form.get("strength")},
+                "_calibration": calibration,
+            },
+            errors,
         )
         return step_page(request, state, "model", context, status_code=400)
 
@@ -126,6 +139,7 @@ async def save_model(request: Request) -> Response:
             **spec,
             "model": {"family": key, "params": {k: to_json_value(v) for k, v in params.items()}},
             "feature_selection": {"method": method, "strength": strength},
+            "calibration": calibration,
         }
 
     update_spec(request.app.state.results, state.run_id, change)
