@@ -32,6 +32,7 @@ from shared.runs import (
     HEARTBEAT_S,
     QUEUED,
     RUNNING,
+    SEARCH,
     SUCCEEDED,
     JobRequest,
     Status,
@@ -143,11 +144,12 @@ def run_job(run_id: str, mode: str, data: Storage, results: Storage, *, threads:
         if request is None:
             raise SpecError(problem)
         spec = RunSpec.from_dict(request.spec)
-        text = (
-            _evaluate(spec, run_id, data, results, reporter, threads)
-            if mode == EVALUATE
-            else _final(spec, run_id, data, results, reporter, threads)
-        )
+        if mode == EVALUATE:
+            text = _evaluate(spec, run_id, data, results, reporter, threads)
+        elif mode == SEARCH:
+            text = _search(spec, run_id, data, results, reporter, threads, request.options)
+        else:
+            text = _final(spec, run_id, data, results, reporter, threads)
         reporter.finish(SUCCEEDED, text)
     except JobLost:
         log.warning("%s/%s was taken over by another worker; stopping", run_id, mode)
@@ -265,6 +267,48 @@ def _final(
         content_type="application/json",
     )
     return "Done"
+
+
+SEARCH_CANDIDATES = (8, 200)
+SEARCH_MINUTES = (1, 60)
+
+
+def _search(
+    spec: RunSpec,
+    run_id: str,
+    data: Storage,
+    results: Storage,
+    reporter: Reporter,
+    threads: int,
+    options: dict[str, Any],
+) -> str:
+    from shared.search import search
+
+    candidates = options.get("candidates", 27)
+    minutes = options.get("minutes", 10)
+    if not isinstance(candidates, int) or not SEARCH_CANDIDATES[0] <= candidates <= SEARCH_CANDIDATES[1]:
+        raise SpecError(f"candidates: {candidates!r} must be a whole number from 8 to 200")
+    if not isinstance(minutes, int | float) or not SEARCH_MINUTES[0] <= minutes <= SEARCH_MINUTES[1]:
+        raise SpecError(f"minutes: {minutes!r} must be a number from 1 to 60")
+    frame, _, kinds, _, _, _ = _dataset(spec, data)
+    with compute_threads(threads or None) as cores:
+        outcome = search(
+            frame, spec, kinds, candidates=candidates, minutes=minutes, n_jobs=cores, progress=reporter.line
+        )
+    outcome["spec"] = spec.to_dict()
+    results.write_bytes(
+        job_key(run_id, SEARCH, "leaderboard.json"),
+        json.dumps(outcome).encode(),
+        content_type="application/json",
+    )
+    best, defaults, metric = outcome["best"]["score"], outcome["defaults_score"], outcome["metric"]
+    if defaults is None:
+        return (
+            f"Done: best {metric} {best:.3f} (the time ran out before the defaults were scored on all rows)"
+        )
+    if best > defaults:
+        return f"Done: best {metric} {best:.3f}, defaults {defaults:.3f}"
+    return f"Done: no candidate beat the defaults ({metric} {defaults:.3f})"
 
 
 def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, Any] | None:

@@ -31,12 +31,13 @@ from shared.storage import Storage
 
 EVALUATE = "evaluate"
 FINAL = "final"
-MODES = (EVALUATE, FINAL)
+SEARCH = "search"
+MODES = (EVALUATE, FINAL, SEARCH)
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STALE_AFTER_S = 90  # a running job without a heartbeat for this long is presumed dead
 HEARTBEAT_S = 10
 RUN_ID = re.compile(r"r[0-9a-f]{32}")
-REQUEST_NAME = re.compile(r"runs/(r[0-9a-f]{32})/(evaluate|final)/request\.json")
+REQUEST_NAME = re.compile(r"runs/(r[0-9a-f]{32})/(evaluate|final|search)/request\.json")
 
 
 def new_run_id() -> str:
@@ -159,6 +160,7 @@ class JobRequest:
     spec: dict[str, Any]
     attempt: int
     requested_at: str
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. a search's budget
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -173,7 +175,13 @@ class JobConflict(Exception):
 
 
 def request_job(
-    storage: Storage, run_id: str, mode: str, spec: RunSpec, *, restart: bool = False
+    storage: Storage,
+    run_id: str,
+    mode: str,
+    spec: RunSpec,
+    *,
+    restart: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> JobRequest:
     """Queue a job. The status is claimed first (compare-and-swap), then the request written:
     of two clicks at once, one wins and the other gets JobConflict.
@@ -190,7 +198,7 @@ def request_job(
         write_status(storage, run_id, mode, queued, generation)
     except PreconditionFailed:
         raise JobConflict(f"the {mode} job of this run was just started elsewhere") from None
-    request = JobRequest(run_id, mode, spec.to_dict(), attempt, now_iso())
+    request = JobRequest(run_id, mode, spec.to_dict(), attempt, now_iso(), dict(options or {}))
     storage.write_bytes(
         job_key(run_id, mode, "request.json"), request.to_json(), content_type="application/json"
     )

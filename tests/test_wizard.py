@@ -373,3 +373,31 @@ def test_calibration_choice_shows_brier_and_reliability(client):
     before = float(re.search(r'data-brier="before">([0-9.]+)<', done.text).group(1))
     after = float(re.search(r'data-brier="after">([0-9.]+)<', done.text).group(1))
     assert 0 < before < 0.25 and 0 < after < 0.25
+
+
+def test_search_from_the_model_step_and_use_best(client, app):
+    from shared.runs import SEARCH, load_spec
+
+    run_id = _new_run(client)
+    client.get(f"/runs/{run_id}/features")
+    client.post(f"/runs/{run_id}/model", data={**MODEL_FORM, "family": "hist_gradient_boosting"}, headers=HX)
+    page = client.get(f"/runs/{run_id}/model")
+    assert "Search hyperparameters (optional)" in page.text and 'data-testid="job-search"' in page.text
+    assert (
+        client.post(
+            f"/runs/{run_id}/model/search", data={"candidates": "3", "minutes": "5"}, headers=HX
+        ).status_code
+        == 400
+    )
+    started = client.post(
+        f"/runs/{run_id}/model/search", data={"candidates": "8", "minutes": "5"}, headers=HX
+    )
+    assert started.status_code == 200 and 'hx-trigger="every 1s"' in started.text
+    done = _follow(client, f"/runs/{run_id}/jobs/search")
+    assert 'data-state="succeeded"' in done.text and "Round 2/2: " in done.text
+    assert done.text.count("<tr") == 8 + 1 and "(defaults)" in done.text
+    board = json.loads(app.state.results.read_bytes(f"runs/{run_id}/{SEARCH}/leaderboard.json"))
+    assert f"{board['best']['score']:.3f}" in re.search(r'best-score">([0-9.]+)<', done.text).group(0)
+    used = client.post(f"/runs/{run_id}/model/search/use", headers=HX)
+    assert used.status_code == 204
+    assert load_spec(app.state.results, run_id)["model"]["params"] == board["best"]["params"]

@@ -15,6 +15,7 @@ from shared.errors import InvalidKey, ObjectNotFound, SpecError
 from shared.runs import (
     EVALUATE,
     FINAL,
+    SEARCH,
     SUCCEEDED,
     JobConflict,
     check_mode,
@@ -64,6 +65,8 @@ def job_context(request: Request, run_id: str, mode: str, problem: str = "") -> 
             context["importance"] = importance_bars((context["metrics"] or {}).get("importance", []))
             if context["metrics"] and context["metrics"].get("positive_class"):
                 context["threshold"] = threshold_view(request, run_id)
+        elif mode == SEARCH:
+            context["leaderboard"] = _output(request, run_id, mode, "leaderboard.json")
         else:
             context["summary"] = _output(request, run_id, mode, "summary.json")
             context["has_candidates"] = request.app.state.results.exists(
@@ -77,12 +80,14 @@ async def job_status(request: Request) -> Response:
     return render(request, "job.html", "_job_status.html", job_context(request, run_id, _mode(request)))
 
 
-def start(request: Request, run_id: str, mode: str, *, restart: bool) -> Response:
+def start(
+    request: Request, run_id: str, mode: str, *, restart: bool, options: dict | None = None
+) -> Response:
     """Queue the job from the run's current spec and hand it to the compute side."""
     results = request.app.state.results
     try:
         spec = RunSpec.from_dict(load_spec(results, run_id))
-        request_job(results, run_id, mode, spec, restart=restart)
+        request_job(results, run_id, mode, spec, restart=restart, options=options)
     except SpecError as error:
         context = job_context(request, run_id, mode, f"The run's settings are not complete: {error}")
         return render(request, "job.html", "_job_status.html", context, status_code=400)

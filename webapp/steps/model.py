@@ -1,13 +1,15 @@
 """Step 3: the model family and its hyperparameters, rendered from the schema and checked
 inline as the researcher types; optional L1/L2 feature selection."""
 
+import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.errors import SpecError
+from shared.errors import ObjectNotFound, SpecError
 from shared.params import (
     BOOL,
     DEFAULT_FAMILY,
@@ -19,9 +21,10 @@ from shared.params import (
     to_json_value,
     validate_params,
 )
-from shared.runs import update_spec
+from shared.runs import SEARCH, job_key, update_spec
 from shared.spec import CALIBRATION_METHODS
 from webapp.htmx import render
+from webapp.runs import job_context, start
 from webapp.wizard import RunState, go_to_step, load_run, step_page
 
 
@@ -65,7 +68,8 @@ def _form_context(
 async def model_step(request: Request) -> Response:
     state = load_run(request)
     key = (state.spec.get("model") or {}).get("family", DEFAULT_FAMILY)
-    return step_page(request, state, "model", _form_context(state, key))
+    context = {**_form_context(state, key), "search_job": job_context(request, state.run_id, SEARCH)}
+    return step_page(request, state, "model", context)
 
 
 async def params_form(request: Request) -> Response:
@@ -146,7 +150,48 @@ async def save_model(request: Request) -> Response:
     return go_to_step(request, state.run_id, "evaluate")
 
 
+def _whole_number(text: object, low: int, high: int, name: str) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise HTTPException(400, f"{name}: {text!r} is not a whole number from {low} to {high}.") from None
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name}: {value} is not from {low} to {high}.")
+    return value
+
+
+async def start_search(request: Request) -> Response:
+    """Search the chosen family's ranges with successive halving, as a job of the run."""
+    state = load_run(request)
+    form = await request.form()
+    options = {
+        "candidates": _whole_number(form.get("candidates", "27"), 8, 200, "candidates"),
+        "minutes": _whole_number(form.get("minutes", "10"), 1, 60, "minutes"),
+    }
+    return start(request, state.run_id, SEARCH, restart=True, options=options)
+
+
+async def use_best(request: Request) -> Response:
+    """Carry the search's winner into the run's model settings."""
+    state = load_run(request)
+    try:
+        board = json.loads(
+            request.app.state.results.read_bytes(job_key(state.run_id, SEARCH, "leaderboard.json"))
+        )
+    except ObjectNotFound:
+        raise HTTPException(409, "Run a search first.") from None
+    best = board["best"]
+    update_spec(
+        request.app.state.results,
+        state.run_id,
+        lambda spec: {**spec, "model": {"family": board["family"], "params": best["params"]}},
+    )
+    return go_to_step(request, state.run_id, "model")
+
+
 routes = [
+    Route("/model/search", start_search, methods=["POST"], name="start_search"),
+    Route("/model/search/use", use_best, methods=["POST"], name="use_best"),
     Route("/model", model_step, name="step_model"),
     Route("/model", save_model, methods=["POST"], name="save_model"),
     Route("/model/params", params_form, name="model_params"),
