@@ -1,7 +1,9 @@
 """The Starlette application factory."""
 
 import logging
+import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -32,10 +34,19 @@ def session_secret(settings: Settings) -> str:
     if not isinstance(storage, LocalStorage):
         return secrets.token_urlsafe(32)  # sessions last as long as this process
     path = Path(storage.url) / ".session-key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:  # create-only: two workers starting together end up with the same key
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    for _ in range(50):  # the other worker may still be writing it
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise SettingsError(f"{path} is empty; delete it and start again")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
