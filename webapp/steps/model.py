@@ -136,6 +136,7 @@ async def save_model(request: Request) -> Response:
             },
             errors,
         )
+        context["search_job"] = job_context(request, state.run_id, SEARCH)
         return step_page(request, state, "model", context, status_code=400)
 
     def change(spec: dict) -> dict:
