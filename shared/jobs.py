@@ -38,6 +38,7 @@ from shared.runs import (
     Status,
     job_key,
     read_status,
+    same_model,
     write_status,
 )
 from shared.scoring import score_rows, to_csv_bytes
@@ -312,12 +313,13 @@ def _search(
 
 
 def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, Any] | None:
-    """The run's evaluation metrics, if it evaluated exactly this spec."""
+    """The run's evaluation metrics, if it evaluated this spec (the decision threshold aside:
+    choosing it on the evaluation's predictions changes no probability)."""
     try:
         metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
     except ObjectNotFound:
         return None
-    return metrics if metrics.get("spec") == spec.to_dict() else None
+    return metrics if same_model(metrics.get("spec"), spec.to_dict()) else None
 
 
 def _describe(info: DatasetInfo) -> dict[str, Any]:

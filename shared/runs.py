@@ -279,3 +279,11 @@ def update_spec(storage: Storage, run_id: str, change: Any) -> dict[str, Any]:
         except PreconditionFailed:
             continue
     raise PreconditionFailed(f"run {run_id}'s settings kept changing; try again")
+
+
+def same_model(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two spec dicts train the same model: the decision threshold aside, which is
+    chosen on the evaluation's predictions and changes no probability."""
+    if a is None or b is None:
+        return False
+    return {**a, "threshold": None} == {**b, "threshold": None}

@@ -285,3 +285,56 @@ def test_bad_uploads_show_their_message_and_the_page_keeps_working(page: Page, t
     expect(profile).to_be_visible()
     assert profile.locator("tbody td code").all_inner_texts() == ["period", "depth", "label"]
     expect(page.locator(".facts").first).to_contain_text("3 rows × 3 columns")
+
+
+def test_search_threshold_and_model_card(page: Page, koi):
+    """Issue 6 in the browser: search progress and Use best, the threshold control, the model card."""
+    run_id = use_kepler(page, len(koi))
+    page.get_by_role("link", name="Continue: model").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/model$"))
+    settled(page)
+    page.get_by_role("button", name="Save and continue: evaluate").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/evaluate$"))
+    page.goto(f"/runs/{run_id}/model")
+    page.locator("#candidates").fill("8")
+    page.locator("#minutes").fill("5")
+    page.get_by_role("button", name="Search", exact=True).click()
+    job = page.get_by_test_id("job-search")
+    expect(job).to_contain_text("Round 1/2: 8 candidates", timeout=JOB_TIMEOUT_MS)  # live progress lines
+    wait_for_job(page, "search")
+    board = page.get_by_test_id("leaderboard")
+    expect(board.locator("tbody tr")).to_have_count(8)
+    best = float(page.get_by_test_id("best-score").inner_text())
+    assert 0.85 < best < 0.99
+    board.get_by_role("button", name="Use best").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/model$"))
+
+    page.goto(f"/runs/{run_id}/evaluate")
+    settled(page)
+    page.locator("#folds").fill("3")
+    page.get_by_role("button", name="Evaluate", exact=True).click()
+    wait_for_job(page, "evaluate")
+    view = page.get_by_test_id("threshold-view")
+    tp_at_half = int(view.locator("[data-cell=tp]").inner_text().replace(",", ""))
+    page.locator("#threshold-range").fill("0.9")  # a range input: fill sets it and fires input
+    expect(view).to_have_attribute("data-threshold", "0.9000")
+    tp_strict = int(
+        page.get_by_test_id("threshold-view").locator("[data-cell=tp]").inner_text().replace(",", "")
+    )
+    assert tp_strict < tp_at_half  # fewer rows called PLANET at a stricter threshold
+    page.get_by_role("button", name="Max F1").click()
+    expect(page.get_by_test_id("threshold-view")).to_contain_text("the threshold with the best F1")
+    page.get_by_role("button", name="Use this threshold").click()
+    expect(page.get_by_test_id("threshold-view")).to_contain_text(
+        "saved: final training and predictions will use it"
+    )
+
+    page.goto(f"/runs/{run_id}/ship")
+    page.get_by_role("button", name="Train on all data").click()
+    wait_for_job(page, "final")
+    page.get_by_role("link", name="Model card").click()
+    card = page.get_by_test_id("model-card")
+    expect(card.get_by_role("heading", name="Evaluation")).to_be_visible()
+    expect(card).to_contain_text("grouped by kepid")
+    expect(card).to_contain_text("Predicts PLANET when its probability is at least")
+    expect(card).to_contain_text("Mission shift")

@@ -4,20 +4,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.runs import EVALUATE, FINAL, job_key
+from shared.runs import EVALUATE, FINAL, same_model
 from webapp.runs import job_context
 from webapp.wizard import load_run, step_page
 
 
 async def ship_step(request: Request) -> Response:
     state = load_run(request)
-    results = request.app.state.results
     stale_evaluation = False
     if state.evaluate is not None and state.evaluate.finished:
-        evaluated = results.exists(job_key(state.run_id, EVALUATE, "metrics.json"))
-        stale_evaluation = evaluated and job_context(request, state.run_id, EVALUATE)["metrics"].get(
-            "spec"
-        ) != (state.valid_spec().to_dict() if state.valid_spec() else None)
+        metrics = job_context(request, state.run_id, EVALUATE)["metrics"]
+        valid = state.valid_spec()
+        stale_evaluation = metrics is not None and not same_model(
+            metrics.get("spec"), valid and valid.to_dict()
+        )
     context = {
         "job": job_context(request, state.run_id, FINAL),
         "valid": state.valid_spec() is not None,
