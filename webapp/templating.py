@@ -1,8 +1,12 @@
 """Jinja2 templates shared by every page."""
 
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from jinja2 import pass_context
 from markupsafe import Markup, escape
+from starlette.routing import Router
 from starlette.templating import Jinja2Templates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,4 +19,31 @@ def code_spans(text: str) -> Markup:
     return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
+_ROUTERS: dict[int, Router] = {}
+
+
+def _path_for(router: Router, name: str, params: tuple[tuple[str, Any], ...]) -> str:
+    _ROUTERS.setdefault(id(router), router)  # routers define __eq__ without __hash__: key by identity
+    return _cached_path(id(router), name, params)
+
+
+@lru_cache(maxsize=8192)
+def _cached_path(router_id: int, name: str, params: tuple[tuple[str, Any], ...]) -> str:
+    return str(_ROUTERS[router_id].url_path_for(name, **dict(params)))
+
+
+@pass_context
+def url_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
+    """The path of a named route. Routes never change while the app runs, and Starlette's own
+    url_for walks every route on each call (the largest cost of a page here), so look-ups are
+    cached. Paths are root-relative, which browsers and htmx resolve against the page."""
+    return _path_for(context["request"].app.router, name, tuple(sorted(params.items())))
+
+
 templates.env.filters["code_spans"] = code_spans
+templates.env.globals["url_for"] = url_for
+
+
+def path_for(request: Any, name: str, /, **params: Any) -> str:
+    """The cached route path, for Python code (see url_for)."""
+    return _path_for(request.app.router, name, tuple(sorted(params.items())))

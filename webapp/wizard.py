@@ -13,6 +13,7 @@ from shared.runs import EVALUATE, FINAL, RunMeta, Status, load_spec, read_status
 from shared.sources import DatasetInfo, load_info
 from shared.spec import RunSpec
 from webapp.htmx import is_htmx, render
+from webapp.templating import path_for
 from webapp.workspace import owned_run
 
 STEPS = (
@@ -72,7 +73,7 @@ def steps(request: Request, state: RunState, current: str) -> list[dict[str, Any
             "number": n,
             "current": key == current,
             "done": done[key],
-            "url": request.url_for(f"step_{key}", run_id=state.run_id),
+            "url": path_for(request, f"step_{key}", run_id=state.run_id),
         }
         for n, (key, title) in enumerate(STEPS, start=1)
     ]
@@ -88,7 +89,7 @@ def step_page(
 
 def go_to_step(request: Request, run_id: str, step: str) -> Response:
     """After a form posts: htmx follows to the step (pushing its URL); a plain form redirects."""
-    url = request.url_for(f"step_{step}", run_id=run_id).path
+    url = path_for(request, f"step_{step}", run_id=run_id)
     if is_htmx(request):
         location = json.dumps({"path": url, "target": "#wizard", "swap": "outerHTML"})
         return Response(status_code=204, headers={"HX-Location": location})

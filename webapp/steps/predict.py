@@ -11,6 +11,7 @@ from starlette.routing import Route
 from shared.errors import DataError, MissionError, ObjectNotFound
 from shared.runs import FINAL, SUCCEEDED, job_key
 from webapp.htmx import render
+from webapp.templating import path_for
 from webapp.uploads import UploadTooLarge, limited_request
 from webapp.wizard import RunState, load_run, step_page
 
@@ -107,7 +108,7 @@ async def predict_batch(request: Request) -> Response:
     finally:
         if form is not None:
             await form.close()
-    url = request.url_for("predictions", run_id=state.run_id, token=token)
+    url = path_for(request, "predictions", run_id=state.run_id, token=token)
     return render(request, "step_predict.html", "_batch_result.html", {"download": url})
 
 
