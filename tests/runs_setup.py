@@ -10,6 +10,11 @@ from shared.spec import RunSpec
 from shared.storage import Storage
 from tests.nasa import KOI_EXCLUDED, KOI_PATH
 
+# What a KOI model's predictions hold: the key columns, the class, one probability per class.
+KOI_PREDICTION_COLUMNS = [
+    "kepoi_name", "kepid", "kepler_name", "prediction", "probability_FALSE POSITIVE", "probability_PLANET",
+]  # fmt: skip
+
 
 def load_koi(storage: Storage) -> None:
     fetch_builtin(KEPLER, Settings(dataset_uris={"kepler": str(KOI_PATH)}), storage)

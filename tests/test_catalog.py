@@ -14,7 +14,7 @@ from shared.labels import apply_mapping, labels_as_text
 from shared.profile import column_kinds, profile_table
 from shared.scoring import score_rows, to_csv_bytes
 from shared.spec import RunSpec
-from tests.nasa import K2_PATH, TESS_PATH
+from tests.nasa import K2_PATH, KOI_EXCLUDED, TESS_PATH
 
 
 def _table(dataset_id, koi):
@@ -82,20 +82,7 @@ def test_default_features_leave_out_identifiers_and_leakage_with_reasons(koi):
     advice = {a.name: a for a in _koi_advice(koi, KEPLER.default_setup)}
     assert "koi_disposition" not in advice  # the target is never offered
     features = default_features(advice.values())
-    excluded = {
-        "kepid",
-        "kepoi_name",
-        "kepler_name",
-        "koi_pdisposition",
-        "koi_score",
-        "koi_fpflag_nt",
-        "koi_fpflag_ss",
-        "koi_fpflag_co",
-        "koi_fpflag_ec",
-        "koi_tce_delivname",
-        "koi_teq_err1",
-        "koi_teq_err2",
-    }
+    excluded = KOI_EXCLUDED - {"koi_disposition"}  # identifiers, bookkeeping, leakage, empty
     assert set(features) == set(koi.columns) - excluded - {"koi_disposition"}
     score = advice["koi_score"]
     assert score.excluded and score.leakage

@@ -18,7 +18,7 @@ from shared.runs import EVALUATE, FINAL, SUCCEEDED, job_key, new_run_id, read_st
 from shared.storage import GCSStorage, LocalStorage
 from shared.worker import LocalWorker, run
 from tests.processes import ROOT, function_env, start_function
-from tests.runs_setup import koi_run_spec, load_koi, start_run
+from tests.runs_setup import KOI_PREDICTION_COLUMNS, koi_run_spec, load_koi, start_run
 
 pytestmark = pytest.mark.slow
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -130,14 +130,7 @@ def test_batch_predict_10000_rows_matches_in_process_pipeline(cloud, trained, ko
     assert response.headers["content-type"].startswith("text/csv")
     out = pd.read_csv(io.BytesIO(response.content))
     assert len(out) == 10_000
-    assert list(out.columns) == [
-        "kepoi_name",
-        "kepid",
-        "kepler_name",
-        "prediction",
-        "probability_FALSE POSITIVE",
-        "probability_PLANET",
-    ]
+    assert list(out.columns) == KOI_PREDICTION_COLUMNS
     pipe, _, _ = train_final(koi, spec, column_kinds(profile_table(koi)), n_jobs=2)
     features = rows[list(spec.features)]
     np.testing.assert_array_equal(out["prediction"].to_numpy(), pipe.predict(features))

@@ -30,7 +30,7 @@ from shared.runs import (
     write_status,
 )
 from shared.storage import LocalStorage
-from tests.runs_setup import koi_run_spec, load_koi, start_run
+from tests.runs_setup import KOI_PREDICTION_COLUMNS, koi_run_spec, load_koi, start_run
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +142,7 @@ def test_final_job_bundle_predicts_like_the_in_process_pipeline(stores, trained,
     source.seek(0)
     assert predict_csv(bundle, source, sink) == 10_000
     out = pd.read_csv(io.BytesIO(sink.getvalue()))
-    assert list(out.columns) == [
-        "kepoi_name",
-        "kepid",
-        "kepler_name",
-        "prediction",
-        "probability_FALSE POSITIVE",
-        "probability_PLANET",
-    ]
+    assert list(out.columns) == KOI_PREDICTION_COLUMNS
     expected = pipe.predict_proba(rows[list(spec.features)])
     np.testing.assert_allclose(
         out[["probability_FALSE POSITIVE", "probability_PLANET"]].to_numpy(), expected, rtol=1e-9
