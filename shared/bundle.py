@@ -36,6 +36,7 @@ METADATA_NAME = "metadata.json"
 README_NAME = "README.txt"
 TEMPLATE_NAME = "template.csv"
 CARD_NAME = "model_card.md"
+FIGURES_DIR = "figures/"
 MEMBERS = (JOBLIB_NAME, SKOPS_NAME, METADATA_NAME, README_NAME, TEMPLATE_NAME, CARD_NAME)
 BUNDLE_FORMAT = 1
 MAX_MEMBER_BYTES = 2 * 1024**3  # refuse zip bombs before inflating them
@@ -122,8 +123,9 @@ def build_metadata(
     }
 
 
-def write_bundle(pipe: Any, metadata: Mapping[str, Any]) -> bytes:
-    """The bundle as zip bytes. ``metadata`` comes from :func:`build_metadata`."""
+def write_bundle(pipe: Any, metadata: Mapping[str, Any], figures: Mapping[str, bytes] | None = None) -> bytes:
+    """The bundle as zip bytes. ``metadata`` comes from :func:`build_metadata`; ``figures``
+    (name to SVG bytes) become ``figures/<name>.svg``."""
     import joblib
     import skops.io as sio
 
@@ -143,11 +145,12 @@ def write_bundle(pipe: Any, metadata: Mapping[str, Any]) -> bytes:
         README_NAME: _readme(metadata).encode(),
         CARD_NAME: model_card.to_markdown(metadata).encode(),
     }
+    files.update({f"{FIGURES_DIR}{name}.svg": svg for name, svg in sorted((figures or {}).items())})
     full_metadata = {**metadata, "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}
     files[METADATA_NAME] = json.dumps(full_metadata, indent=2, sort_keys=True).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in MEMBERS:
+        for name in (*MEMBERS, *sorted(n for n in files if n.startswith(FIGURES_DIR))):
             archive.writestr(name, files[name])
     return out.getvalue()
 
@@ -215,6 +218,8 @@ Files
 - metadata.json target, classes, label mapping, features, parameters, metrics, data hash, versions
 - template.csv  the column headers a prediction file needs
 - model_card.md intended use, data, evaluation protocol and metrics, threshold, limitations
+- figures/*.svg ROC, precision-recall, confusion matrices, reliability, permutation importance
+                (from the evaluation of this exact model) and the SHAP summary (tree models)
 
 Safe loading (skops)
     import pandas as pd, skops.io as sio

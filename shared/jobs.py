@@ -24,6 +24,8 @@ from shared.catalog import BUILTINS
 from shared.columns import leakage_warnings
 from shared.errors import DataError, MissionError, ObjectNotFound, PreconditionFailed, SpecError
 from shared.evaluation import evaluate, train_final
+from shared.explain import summary as explanation_summary
+from shared.figures import evaluation_figures, shap_figure
 from shared.pipeline import with_threshold
 from shared.profile import IDENTIFIER, column_kinds
 from shared.runs import (
@@ -34,8 +36,10 @@ from shared.runs import (
     RUNNING,
     SEARCH,
     SUCCEEDED,
+    SVG_TYPE,
     JobRequest,
     Status,
+    figure_name,
     job_key,
     read_status,
     same_model,
@@ -210,6 +214,10 @@ def _evaluate(
     result.out_of_fold.to_parquet(oof, index=False)
     results.write_bytes(job_key(run_id, EVALUATE, "oof.parquet"), oof.getvalue())
     metrics = {**result.to_dict(), "spec": spec.to_dict(), "dataset": _describe(info)}
+    figures = evaluation_figures(metrics, result.out_of_fold)
+    for name, svg in figures.items():
+        results.write_bytes(job_key(run_id, EVALUATE, figure_name(name)), svg, content_type=SVG_TYPE)
+    metrics["figures"] = sorted(figures)
     results.write_bytes(
         job_key(run_id, EVALUATE, "metrics.json"),
         json.dumps(metrics).encode(),
@@ -228,6 +236,10 @@ def _final(
     with compute_threads(threads or None) as cores:
         pipe, prepared, notes = train_final(frame, spec, kinds, n_jobs=cores)
     reporter.line(f"Fitted on {len(prepared.labels):,} rows", 0.7)
+    reporter.line("Explaining the model on a sample of training rows", 0.72)
+    shap_summary = explanation_summary(
+        pipe, prepared.features, list(pipe.classes_), prepared.positive_class, spec.evaluation.seed
+    )
     pipe = with_threshold(pipe, spec.threshold, prepared.positive_class)
     metadata = build_metadata(
         pipe,
@@ -244,7 +256,13 @@ def _final(
     metadata["leakage_warnings"] = warnings
     metadata["excluded_leakage"] = [c for c in leaky if c not in spec.features]
     metadata["data_source"] = _describe(info)
-    bundle = write_bundle(pipe, metadata)
+    metadata["explanation"] = shap_summary
+    figures = _figures_of(results, run_id, metadata["evaluation"])
+    if shap_summary is not None:
+        figures["shap"] = shap_figure(shap_summary)
+        shap_key = job_key(run_id, "final", figure_name("shap"))
+        results.write_bytes(shap_key, figures["shap"], content_type=SVG_TYPE)
+    bundle = write_bundle(pipe, metadata, figures)
     results.write_bytes(job_key(run_id, "final", "bundle.zip"), bundle, content_type="application/zip")
     reporter.line(f"Bundle written, {len(bundle) / 1e6:.1f} MB", 0.9)
     if spec.score_classes:
@@ -261,6 +279,8 @@ def _final(
         "bundle_bytes": len(bundle),
         "leakage_warnings": warnings,
         "notes": notes,
+        "explanation": shap_summary,
+        "figures": sorted(figures),
     }
     results.write_bytes(
         job_key(run_id, "final", "summary.json"),
@@ -320,6 +340,16 @@ def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, An
     except ObjectNotFound:
         return None
     return metrics if same_model(metrics.get("spec"), spec.to_dict()) else None
+
+
+def _figures_of(results: Storage, run_id: str, evaluation: dict[str, Any] | None) -> dict[str, bytes]:
+    """The stored evaluation figures, only if the evaluation is of this model."""
+    if not evaluation:
+        return {}
+    return {
+        name: results.read_bytes(job_key(run_id, EVALUATE, figure_name(name)))
+        for name in evaluation.get("figures", [])
+    }
 
 
 def _describe(info: DatasetInfo) -> dict[str, Any]:

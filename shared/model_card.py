@@ -101,10 +101,22 @@ def _decision(m: Mapping[str, Any]) -> Section:
 def _model(m: Mapping[str, Any]) -> Section:
     params = ", ".join(f"{k}={v}" for k, v in m["model"]["params"].items())
     kept = len(m.get("kept_features", []))
-    return ("Model", [
+    lines = [
         f"Family: {m['model']['family']}; parameters: {params}.",
         f"Feature selection: {m['feature_selection']['method']}; {kept} model inputs kept.",
-    ])  # fmt: skip
+    ]
+    explanation = m.get("explanation")
+    if explanation:
+        tree = explanation["method"] == "tree_shap"
+        kind = "SHAP values (tree explainer)" if tree else "linear contributions"
+        ranked = ", ".join(f"`{f['feature']}` {f['mean_abs']:.3f}" for f in explanation["features"][:8])
+        lines.append(
+            f"Largest mean |{kind}| in {explanation['units']} over {explanation['rows']:,} training rows: "
+            f"{ranked}. Figure: figures/shap.svg."
+        )
+    else:
+        lines.append("No per-row explanations for this model; see the permutation importance above.")
+    return ("Model", lines)
 
 
 def sections(metadata: Mapping[str, Any]) -> list[Section]:

@@ -27,6 +27,8 @@ from shared.storage import Storage
 
 CHUNK_BYTES = 8 * 1024 * 1024  # about 25,000 KOI-like rows per chunk: memory stays bounded
 MAX_JSON_ROWS = 100_000
+MAX_EXPLAINED_ROWS = 20
+TOP_CONTRIBUTIONS = 8
 NUMERIC = "numeric"
 
 
@@ -144,13 +146,39 @@ def _decide(proba: np.ndarray, classes: list[str], metadata: Mapping[str, Any]) 
     return np.where(proba[:, positive] >= threshold, classes[positive], classes[1 - positive]).astype(object)
 
 
-def predict_rows(bundle: LoadedBundle, rows: Any) -> pd.DataFrame:
-    """JSON rows: a list of objects, column name to value."""
+def predict_rows(bundle: LoadedBundle, rows: Any, *, explain: bool = False) -> pd.DataFrame:
+    """JSON rows: a list of objects, column name to value. With ``explain``, an ``explanation``
+    column holds each row's top feature contributions to its predicted class."""
     if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
         raise DataError("rows must be a non-empty list of objects mapping column names to values")
     if len(rows) > MAX_JSON_ROWS:
         raise DataError(f"{len(rows):,} rows sent as JSON; at most {MAX_JSON_ROWS:,}: upload a CSV instead")
-    return predict_frame(bundle, pd.DataFrame.from_records(rows))
+    if explain and len(rows) > MAX_EXPLAINED_ROWS:
+        raise DataError(f"{len(rows):,} rows to explain; at most {MAX_EXPLAINED_ROWS} at a time")
+    frame = pd.DataFrame.from_records(rows)
+    out = predict_frame(bundle, frame)
+    if explain:
+        out["explanation"] = _explanations(bundle, frame, list(out["prediction"]))
+    return out
+
+
+def _explanations(bundle: LoadedBundle, frame: pd.DataFrame, predicted: list[str]) -> list[dict[str, Any]]:
+    from shared.explain import contributions, unavailable_reason
+
+    stored = bundle.metadata.get("explanation")
+    if stored is None:
+        reason = unavailable_reason(bundle.pipe) or "this bundle was trained before explanations existed"
+        return [{"unavailable": reason} for _ in predicted]
+    features = _coerce(frame[bundle.features], bundle, 1)
+    classes = [str(c) for c in bundle.pipe.classes_]
+    try:
+        explained, units = contributions(bundle.pipe, features, classes, predicted, stored.get("background"))
+    except ValueError as reason:
+        return [{"unavailable": str(reason)} for _ in predicted]
+    for row in explained:
+        row["units"], row["method"] = units, stored["method"]
+        row["contributions"] = row["contributions"][:TOP_CONTRIBUTIONS]
+    return explained
 
 
 # --- large CSV files, in chunks ----------------------------------------------------------------

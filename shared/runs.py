@@ -65,6 +65,14 @@ def job_key(run_id: str, mode: str, name: str) -> str:
     return run_key(run_id, f"{check_mode(mode)}/{name}")
 
 
+SVG_TYPE = "image/svg+xml"
+
+
+def figure_name(name: str) -> str:
+    """A figure's object name within a job's folder (names come from shared.figures.TITLES)."""
+    return f"figures/{name}.svg"
+
+
 def parse_request_name(name: str) -> tuple[str, str] | None:
     """(run id, mode) if an object name is a job request, else None (events for other objects)."""
     match = REQUEST_NAME.fullmatch(name)

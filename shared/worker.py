@@ -24,12 +24,15 @@ def run(run_id: str, mode: str, storage_url: str, results_url: str, threads: int
     return status.state if status else "unknown"
 
 
-def predict(run_id: str, results_url: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def predict(
+    run_id: str, results_url: str, rows: list[dict[str, Any]], explain: bool = False
+) -> list[dict[str, Any]]:
     """Single-row (or few-row) prediction in the worker, where the model cache lives."""
     from shared.predict import load_model, predict_rows
     from shared.storage import open_storage
 
-    return predict_rows(load_model(open_storage(results_url), run_id), rows).to_dict("records")
+    bundle = load_model(open_storage(results_url), run_id)
+    return predict_rows(bundle, rows, explain=explain).to_dict("records")
 
 
 def predict_file(run_id: str, storage_url: str, results_url: str, key: str) -> str:

@@ -154,9 +154,11 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     assert confusion.locator("tbody th").all_inner_texts() == ["FALSE POSITIVE", "PLANET"]
     cells = [int(n.replace(",", "")) for n in confusion.locator("tbody td").all_inner_texts()]
     assert sum(cells) == len(koi)  # cross-validation tests every row exactly once
-    for plot in ("plot-roc", "plot-pr"):
-        expect(page.get_by_test_id(plot)).to_be_visible()
-        assert len(page.get_by_test_id(plot).locator("polyline").first.get_attribute("points").split()) > 10
+    for plot in ("plot-roc", "plot-pr", "plot-confusion", "plot-calibration"):
+        figure = page.get_by_test_id(plot)
+        figure.scroll_into_view_if_needed()
+        expect(figure).to_be_visible()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=figure.element_handle())
 
     # 5 · train on all data and download the bundle
     page.get_by_role("link", name="Continue: train on all data").click()
@@ -196,6 +198,10 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     expect(predicted).to_be_visible()
     assert predicted.inner_text() in bundle.classes
     assert predicted.inner_text() == local["prediction"][0]  # the served model is the bundle's
+    why = page.get_by_test_id("contributions")
+    expect(why).to_be_visible()
+    assert why.locator("tbody tr").count() == 8  # the top contributions, largest first
+    assert why.locator("caption").inner_text().startswith("SHAP values towards " + local["prediction"][0])
 
     # ... and a CSV of 20 rows, made from the downloaded template
     with page.expect_download() as template_info:

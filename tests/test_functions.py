@@ -152,6 +152,16 @@ def test_predict_json_rows_and_stored_uri(cloud, trained, koi):
         True,
         True,
     ]
+    explained = httpx.post(
+        cloud["predict_http"],
+        json={"run_id": run_id, "rows": rows[:2], "explain": True},
+        headers={"Accept": "application/json"},
+        timeout=60,
+    ).json()
+    for row in explained:  # the trained model is a random forest: SHAP in probability units
+        why = row["explanation"]
+        assert why["class"] == row["prediction"] and why["units"] == "probability"
+        assert len(why["contributions"]) == 8 and why["method"] == "tree_shap"
     cloud["data"].write_bytes("uploads/u1/batch.csv", koi.head(300).to_csv(index=False).encode())
     uri = cloud["data"].uri("uploads/u1/batch.csv")
     response = httpx.post(cloud["predict_http"], json={"run_id": run_id, "uri": uri}, timeout=60)

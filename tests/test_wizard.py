@@ -206,9 +206,21 @@ def test_evaluate_ship_predict_end_to_end(client):
     auc = float(re.search(r'data-metric="roc_auc">([0-9.]+)<', done.text).group(1))
     assert 0.92 <= auc <= 0.96
     assert "grouped by <code>kepid</code>" in done.text and "FALSE POSITIVE" in done.text
-    assert done.text.count("<polyline") == 2 and "False positive rate" in done.text
-    assert 'data-testid="plot-importance"' in done.text and done.text.count('class="bar"') == 12
-    assert "Drop in ROC-AUC when shuffled" in done.text
+    # the train side's matplotlib figures, shown inline from the run's storage
+    figures = re.findall(r'<img src="([^"]+)" alt="([^"]+)" data-testid="plot-([a-z_]+)"', done.text)
+    assert [name for _, _, name in figures] == sorted(
+        ["roc", "pr", "confusion", "confusion_normalized", "calibration", "importance"]
+    )
+    for src, alt, _ in figures:
+        svg = client.get(src)
+        assert svg.headers["content-type"] == "image/svg+xml" and svg.content.startswith(b"<?xml")
+        assert "default-src 'none'" in svg.headers["content-security-policy"]
+        assert alt.endswith(" of this evaluation")
+    importance = next(src for src, _, name in figures if name == "importance")
+    assert b"Drop in ROC-AUC when the feature is shuffled" in client.get(importance).content
+    assert client.get(f"/runs/{run_id}/figures/evaluate/secrets.svg").status_code == 404
+    assert client.get(f"/runs/{run_id}/figures/spec/roc.svg").status_code == 404
+    assert client.get(f"/runs/{run_id}/figures/final/shap.svg").status_code == 404  # not trained yet
     _pair(client, f"/runs/{run_id}/jobs/evaluate", "job.html", "_job_status.html")
 
     full, _ = _pair(client, f"/runs/{run_id}/ship", "step_ship.html", "_step_ship.html")
@@ -216,6 +228,8 @@ def test_evaluate_ship_predict_end_to_end(client):
     client.post(f"/runs/{run_id}/jobs/final", data={"restart": "1"}, headers=HX)
     final = _follow(client, f"/runs/{run_id}/jobs/final")
     assert "Download bundle (.zip)" in final.text and "Trained on 9,564 rows" in final.text
+    assert 'data-testid="plot-shap"' in final.text and "SHAP summary" in final.text
+    assert b"Mean |SHAP value| (log-odds)" in client.get(f"/runs/{run_id}/figures/final/shap.svg").content
     bundle = client.get(f"/runs/{run_id}/bundle.zip")
     metadata = json.loads(zipfile.ZipFile(io.BytesIO(bundle.content)).read("metadata.json"))
     assert metadata["evaluation"]["metrics"]["roc_auc"]["mean"] == pytest.approx(auc, abs=5e-4)
@@ -228,6 +242,12 @@ def test_evaluate_ship_predict_end_to_end(client):
     assert row.template.name == "_prediction.html"
     assert re.search(r'predicted-class">(PLANET|FALSE POSITIVE)<', row.text)
     assert row.text.count("<meter") == 2
+    why = re.findall(
+        r'<th scope="row">([^<]+)</th>\s*<td>[^<]*</td>\s*<td class="number">([-+][0-9.]+)</td>', row.text
+    )
+    assert len(why) == 8 and "SHAP values" in row.text and "in log-odds" in row.text
+    sizes = [abs(float(value)) for _, value in why]
+    assert sizes == sorted(sizes, reverse=True) and len({name for name, _ in why}) == 8
     bad = client.post(f"/runs/{run_id}/predict/row", data={"koi_period": "soon"}, headers=HX)
     assert (
         bad.status_code == 400

@@ -42,11 +42,14 @@ class Dispatcher:
                 target=self._post, args=(self.settings.train_url, body, 3600), daemon=True
             ).start()
 
-    def predict_rows(self, run_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict_rows(
+        self, run_id: str, rows: list[dict[str, Any]], *, explain: bool = False
+    ) -> list[dict[str, Any]]:
         if self._worker is not None:
-            future = self._worker.submit(worker.predict, run_id, self.settings.results_url, rows)
+            future = self._worker.submit(worker.predict, run_id, self.settings.results_url, rows, explain)
             return future.result(timeout=PREDICT_TIMEOUT_S)
-        return self._post(self.settings.predict_url, {"run_id": run_id, "rows": rows}, PREDICT_TIMEOUT_S)
+        body = {"run_id": run_id, "rows": rows, "explain": explain}
+        return self._post(self.settings.predict_url, body, PREDICT_TIMEOUT_S)
 
     def predict_stored(self, run_id: str, key: str) -> str:
         """Predict an uploaded CSV in the data storage; returns the output's key."""

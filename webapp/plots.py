@@ -29,27 +29,3 @@ def curve_plots(metrics: dict[str, Any]) -> dict[str, Any]:
         ]
         plots[kind] = {"lines": lines, "x_label": x_label, "y_label": y_label, "size": SIZE}
     return plots
-
-
-BAR_ROWS = 12
-
-
-def importance_bars(importance: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The top features as horizontal bars (mean drop in score, with its spread)."""
-    top = importance[:BAR_ROWS]
-    if not top:
-        return None
-    largest = max(max(item["mean"] + item["std"] for item in top), 1e-9)
-    bars = [
-        {
-            "feature": item["feature"],
-            "mean": item["mean"],
-            "std": item["std"],
-            "y": i * 20,
-            "width": max(item["mean"], 0) / largest * SIZE,
-            "low": max(item["mean"] - item["std"], 0) / largest * SIZE,
-            "high": (item["mean"] + item["std"]) / largest * SIZE,
-        }
-        for i, item in enumerate(top)
-    ]
-    return {"bars": bars, "height": len(bars) * 20, "size": SIZE, "largest": largest}

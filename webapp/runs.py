@@ -12,13 +12,16 @@ from starlette.routing import Route
 
 from shared import model_card
 from shared.errors import InvalidKey, ObjectNotFound, SpecError
+from shared.figures import TITLES as FIGURE_TITLES
 from shared.runs import (
     EVALUATE,
     FINAL,
     SEARCH,
     SUCCEEDED,
+    SVG_TYPE,
     JobConflict,
     check_mode,
+    figure_name,
     job_key,
     load_spec,
     read_status,
@@ -26,7 +29,6 @@ from shared.runs import (
 )
 from shared.spec import RunSpec
 from webapp.htmx import render
-from webapp.plots import curve_plots, importance_bars
 from webapp.threshold import view as threshold_view
 from webapp.workspace import owned_run
 
@@ -61,8 +63,6 @@ def job_context(request: Request, run_id: str, mode: str, problem: str = "") -> 
     if status is not None and status.state == SUCCEEDED:
         if mode == EVALUATE:
             context["metrics"] = _output(request, run_id, mode, "metrics.json")
-            context["plots"] = curve_plots(context["metrics"]) if context["metrics"] else {}
-            context["importance"] = importance_bars((context["metrics"] or {}).get("importance", []))
             if context["metrics"] and context["metrics"].get("positive_class"):
                 context["threshold"] = threshold_view(request, run_id)
         elif mode == SEARCH:
@@ -118,6 +118,27 @@ def _download(name: str, media_type: str):
     return download
 
 
+# matplotlib's SVG carries a <style> element and nothing active; this policy keeps it that way
+# even when the file is opened directly rather than through an <img>.
+FIGURE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Cache-Control": "private, no-cache",
+}
+
+
+async def figure(request: Request) -> Response:
+    """A stored evaluation figure (or the final model's SHAP summary), by a name from a fixed list."""
+    run_id, _ = owned_run(request)
+    mode, name = request.path_params["mode"], request.path_params["name"]
+    if mode not in (EVALUATE, FINAL) or name not in FIGURE_TITLES:
+        raise HTTPException(404, "No such figure.")
+    try:
+        data = request.app.state.results.read_bytes(job_key(run_id, mode, figure_name(name)))
+    except ObjectNotFound:
+        raise HTTPException(404, f"This run has no {FIGURE_TITLES[name].lower()} yet.") from None
+    return Response(data, media_type=SVG_TYPE, headers=FIGURE_HEADERS)
+
+
 async def card(request: Request) -> Response:
     """The model card of the run's trained model, as HTML (the bundle carries it as Markdown)."""
     run_id, _ = owned_run(request)
@@ -133,6 +154,7 @@ async def card(request: Request) -> Response:
 
 routes = [
     Route("/card", card, name="model_card"),
+    Route("/figures/{mode}/{name}.svg", figure, name="figure"),
     Route("/jobs/{mode}", job_status, name="job_status"),
     Route("/jobs/{mode}", start_job, methods=["POST"], name="start_job"),
     Route("/bundle.zip", _download("bundle.zip", "application/zip"), name="bundle"),

@@ -9,6 +9,8 @@ from markupsafe import Markup, escape
 from starlette.routing import Router
 from starlette.templating import Jinja2Templates
 
+from shared.figures import TITLES
+
 ROOT = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=ROOT / "templates")
 
@@ -42,6 +44,7 @@ def url_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
 
 templates.env.filters["code_spans"] = code_spans
 templates.env.globals["url_for"] = url_for
+templates.env.globals["figure_titles"] = TITLES
 
 
 def path_for(request: Any, name: str, /, **params: Any) -> str:

@@ -2,7 +2,8 @@
 
 Input, with the run named by `run_id` (query string, form field or JSON):
 - multipart/form-data with a CSV in the `file` field, or a CSV body (text/csv);
-- JSON {"run_id": ..., "rows": [{column: value, ...}, ...]};
+- JSON {"run_id": ..., "rows": [{column: value, ...}, ...]}, with "explain": true for each
+  row's top feature contributions (SHAP for tree models; at most 20 rows);
 - JSON {"run_id": ..., "uri": "gs://<data bucket>/uploads/..."} for a CSV already uploaded to
   storage (requests are capped at 32 MiB): the output is written next to it and its URI returned.
 Output: CSV with the input's key columns, `prediction` and one `probability_<class>` per class.
@@ -57,7 +58,7 @@ def predict_http(request: flask.Request) -> flask.Response:
     try:
         bundle = load_model(RESULTS, check_run_id(run_id))
         if body is not None and "rows" in body:
-            out = predict_rows(bundle, body["rows"])
+            out = predict_rows(bundle, body["rows"], explain=body.get("explain") is True)
             if request.accept_mimetypes.best == "application/json":
                 return flask.Response(out.to_json(orient="records"), mimetype="application/json")
             return flask.Response(csv_bytes(out), mimetype="text/csv")

@@ -66,7 +66,7 @@ async def predict_row(request: Request) -> Response:
     form = await request.form()
     row = {name: str(form.get(name, "")).strip() or None for name in spec["features"]}
     try:
-        result = request.app.state.dispatcher.predict_rows(state.run_id, [row])[0]
+        result = request.app.state.dispatcher.predict_rows(state.run_id, [row], explain=True)[0]
     except MissionError as error:
         return render(
             request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=400
@@ -75,8 +75,22 @@ async def predict_row(request: Request) -> Response:
         ((k.removeprefix("probability_"), v) for k, v in result.items() if k.startswith("probability_")),
         key=lambda kv: -kv[1],
     )
-    context = {"prediction": result["prediction"], "probabilities": probabilities}
+    context = {
+        "prediction": result["prediction"],
+        "probabilities": probabilities,
+        "explanation": _shown_explanation(result.get("explanation")),
+    }
     return render(request, "step_predict.html", "_prediction.html", context)
+
+
+def _shown_explanation(explanation: dict | None) -> dict | None:
+    """Bars scaled to the largest contribution, signed towards or away from the predicted class."""
+    if not explanation or "contributions" not in explanation:
+        return explanation
+    rows = explanation["contributions"]
+    largest = max((abs(r["contribution"]) for r in rows), default=0.0) or 1.0
+    shown = [{**r, "width": round(100 * abs(r["contribution"]) / largest, 1)} for r in rows]
+    return {**explanation, "contributions": shown}
 
 
 async def predict_batch(request: Request) -> Response:
