@@ -223,6 +223,8 @@ def evaluate(client: httpx.Client, run: str) -> None:
 def prepare_run(base_url: str) -> tuple[str, str]:
     """Load Kepler, start a run, pick features, save a model, evaluate; (run id, cookie)."""
     with httpx.Client(base_url=base_url, timeout=60) as client:
+        page = check(client.get("/"), 200).text  # the workspace cookie and its CSRF token
+        client.headers["X-CSRF-Token"] = re.search(r'"X-CSRF-Token": "([0-9a-f]+)"', page).group(1)
         load_kepler(client)
         run = start_run(client)
         check(client.get(f"/runs/{run}/features"), 200)

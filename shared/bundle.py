@@ -17,6 +17,7 @@ import io
 import json
 import platform
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,6 +166,13 @@ def read_bundle(data: bytes) -> LoadedBundle:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
         raise BundleError("not a model bundle: the file is not a zip archive") from None
+    try:
+        return _read_members(archive)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+        raise BundleError("not a model bundle: the zip archive is damaged") from None
+
+
+def _read_members(archive: zipfile.ZipFile) -> LoadedBundle:
     with archive:
         infos = {i.filename: i for i in archive.infolist()}
         missing = [m for m in (METADATA_NAME, SKOPS_NAME) if m not in infos]

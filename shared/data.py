@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from shared.errors import DataError
 
 MAX_COLUMNS = 2000
+#: The largest magnitude the models can use: tree models work in float32.
+MAX_MAGNITUDE = float(np.finfo(np.float32).max)
 DELIMITERS = (",", ";", "\t")  # in order of preference when the header is ambiguous
 
 _PARQUET_MAGIC = b"PAR1"
@@ -81,11 +83,13 @@ def _read_table(data: bytes) -> pd.DataFrame:
         raise DataError("the file is empty")
     if data.startswith(_PARQUET_MAGIC):
         return _read_parquet_upload(data)
-    _reject_binary(data)
+    reject_binary(data)
     return _read_csv_text(_decode_utf8(data))
 
 
-def _reject_binary(data: bytes) -> None:
+def reject_binary(data: bytes) -> None:
+    """Refuse bytes that are not CSV text (Excel, zip, gzip, pickle, UTF-16, NUL bytes) with a
+    DataError naming what the file looks like. The first few KB of a file are enough."""
     for magic, message in _REJECTED_MAGIC:
         if data.startswith(magic):
             raise DataError(message)
@@ -119,6 +123,10 @@ def _decode_utf8(data: bytes) -> str:
 
 def _read_parquet_upload(data: bytes) -> pd.DataFrame:
     table = _parquet_arrow_table(data)
+    try:  # e.g. text that is not UTF-8: caught here, not when a column is first looked at
+        table.validate(full=True)
+    except (pa.ArrowException, ValueError) as exc:
+        raise DataError(f"the file is not a readable Parquet file: {exc}") from None
     _check_header(table.column_names)
     _check_flat(table.schema)
     frame = _arrow_to_frame(table)
@@ -202,7 +210,7 @@ def _parse_csv(body: str, delimiter: str, skipped_lines: int) -> pd.DataFrame:
             # With index_col=False pandas only *warns* when a row has more fields than the
             # header, and drops the extra values; treat that as the ragged row it is.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(
+            frame = pd.read_csv(
                 io.StringIO(body),
                 sep=delimiter,
                 index_col=False,
@@ -216,6 +224,27 @@ def _parse_csv(body: str, delimiter: str, skipped_lines: int) -> pd.DataFrame:
                 "check for an unquoted delimiter in a value or a missing column name"
             ) from None
         raise DataError(f"could not parse the file as CSV: {exc}") from None
+    return _wide_integers_as_floats(frame)
+
+
+def _wide_integers_as_floats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Whole numbers beyond 64 bits come back from pandas as Python ints in an object column,
+    which neither Parquet nor the models take: make them floats (±inf past the float range)."""
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if column.dtype != object:
+            continue
+        values = column.dropna()
+        if len(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame.isetitem(position, column.map(_int_to_float, na_action="ignore").astype("float64"))
+    return frame
+
+
+def _int_to_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return np.inf if value > 0 else -np.inf
 
 
 def _first_long_row(body: str, delimiter: str) -> int | None:
@@ -241,7 +270,7 @@ def table_to_parquet(df: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     try:
         df.to_parquet(buffer, engine="pyarrow", index=False)
-    except (pa.ArrowException, ValueError, TypeError) as exc:
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"could not store the table as Parquet: {exc}") from exc
     return buffer.getvalue()
 
@@ -272,8 +301,12 @@ def _check_flat(schema: pa.Schema) -> None:
 def _arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     try:
         frame = table.to_pandas()
-    except (pa.ArrowException, ValueError, TypeError) as exc:
-        raise DataError(f"could not convert the Parquet table: {exc}") from None
+    except (pa.ArrowException, ValueError, TypeError, KeyError, IndexError):
+        # The pandas metadata written beside the data may be damaged; the columns may not be.
+        try:
+            frame = table.to_pandas(ignore_metadata=True)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise DataError(f"could not convert the Parquet table: {exc}") from None
     if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
         return frame
     # A stored index is data if it was named (pandas writes it as a column), noise otherwise.
@@ -301,6 +334,32 @@ def clean_numeric(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
             cleaned.iloc[infinite, position] = np.nan
             replaced[str(name)] = count
     return cleaned, replaced
+
+
+def check_finite(df: pd.DataFrame) -> None:
+    """Refuse a table whose numeric columns hold infinite values, or numbers too large for the
+    models (beyond ±3.4e38, where float32 overflows): DataError names the column, value and row.
+
+    Uploads are checked with this, as predictions are: a model cannot learn from ``inf``.
+    """
+    for position, name in enumerate(df.columns):
+        column = df.iloc[:, position]
+        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        if pd.api.types.is_complex_dtype(column.dtype):
+            raise DataError(f"column {str(name)!r} holds complex numbers; only real numbers can be used")
+        numbers = column.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(numbers) | (np.abs(numbers) > MAX_MAGNITUDE)
+        if bad.any():
+            row, count = int(np.flatnonzero(bad)[0]), int(bad.sum())
+            value = numbers[row]
+            what = "an infinite number (inf, or beyond ±1.8e308)" if np.isinf(value) else "a number too large"
+            raise DataError(
+                f"column {str(name)!r} holds {what}: {value:g} in data row {row + 1:,} "
+                f"({count:,} such value{'s' if count > 1 else ''} in all); numbers must be finite and "
+                "within ±3.4e38. Replace them with real values, or leave the cells empty for missing"
+            )
 
 
 def table_sha256(df: pd.DataFrame) -> str:

@@ -40,3 +40,12 @@ class ObjectNotFound(StorageError, KeyError):
 
 class PreconditionFailed(StorageError):
     """A conditional write lost: the object exists, or changed since it was read."""
+
+
+class StorageUnavailable(StorageError):
+    """Storage cannot be reached or used right now (server down, timeouts, 5xx after retries,
+    a missing storage folder, a full disk). Trying again later may succeed."""
+
+
+class CorruptObject(StorageError, ValueError):
+    """A stored object is not what it should be (a truncated or otherwise unreadable document)."""

@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from shared import runs
 from shared.bundle import build_metadata, write_bundle
 from shared.catalog import BUILTINS
 from shared.columns import leakage_warnings
@@ -31,7 +32,6 @@ from shared.profile import IDENTIFIER, column_kinds
 from shared.runs import (
     EVALUATE,
     FAILED,
-    HEARTBEAT_S,
     QUEUED,
     RUNNING,
     SEARCH,
@@ -94,7 +94,7 @@ class Reporter:
         self._write(replace(status, state=state, message=message))
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(runs.HEARTBEAT_S):
             try:
                 self._write(replace(self.status, heartbeat=time.time()))
             except JobLost:

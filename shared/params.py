@@ -394,17 +394,26 @@ SELECTION_STRENGTH = Param(
 
 
 def family(key: str) -> Family:
-    try:
-        return FAMILIES[key]
-    except KeyError:
+    fam = FAMILIES.get(key) if isinstance(key, str) else None
+    if fam is None:
         raise SpecError(
-            f"model.family: unknown model family {key!r}; choose one of " + ", ".join(FAMILIES)
-        ) from None
+            f"model.family: unknown model family {quoted(key)}; choose one of " + ", ".join(FAMILIES)
+        )
+    return fam
+
+
+def quoted(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut short if long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int with more digits than Python will print
+        text = f"<a {type(value).__name__} too long to show>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_value(param: Param, raw: Any) -> Any:
     """Parse one value (a form string or a JSON value) and check it; SpecError names the problem."""
-    where = f"{param.name}: {raw!r} is not allowed; expected {param.allowed()}"
+    where = f"{param.name}: {quoted(raw)} is not allowed; expected {param.allowed()}"
     if isinstance(raw, str):
         raw = raw.strip()
     if param.optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("", "none"))):
@@ -423,8 +432,12 @@ def parse_value(param: Param, raw: Any) -> Any:
         return _parse_int_list(param, raw, where)
     number = _parse_number(param, raw, where)
     if (param.low is not None and number < param.low) or (param.high is not None and number > param.high):
-        raise SpecError(f"{param.name}: {raw!r} is out of range; expected {param.allowed()}")
+        raise SpecError(_out_of_range(param, raw))
     return number
+
+
+def _out_of_range(param: Param, raw: Any) -> str:
+    return f"{param.name}: {quoted(raw)} is out of range; expected {param.allowed()}"
 
 
 def _parse_number(param: Param, raw: Any, where: str) -> int | float:
@@ -436,7 +449,10 @@ def _parse_number(param: Param, raw: Any, where: str) -> int | float:
         except ValueError:
             raise SpecError(where) from None
     elif isinstance(raw, int | float):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an int beyond any float: out of every range
+            raise SpecError(_out_of_range(param, raw)) from None
     else:
         raise SpecError(where)
     if not math.isfinite(value):
@@ -470,6 +486,10 @@ def validate_params(family_key: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     Missing parameters take their defaults. Accepts form strings and JSON values alike.
     """
     fam = family(family_key)
+    if not isinstance(raw, Mapping):
+        raise SpecError(
+            f"{fam.name} parameters must be an object of parameter names to values, not {type(raw).__name__}"
+        )
     known = {p.name for p in fam.params}
     problems = [
         f"{name}: unknown parameter for {fam.name}; known: {', '.join(sorted(known))}"

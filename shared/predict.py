@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from shared.bundle import LoadedBundle, read_bundle
+from shared.data import reject_binary
 from shared.errors import DataError, MissionError, ObjectNotFound
 from shared.runs import FINAL, SUCCEEDED, job_key, read_status, run_key
 from shared.storage import Storage
@@ -28,6 +29,7 @@ from shared.storage import Storage
 CHUNK_BYTES = 8 * 1024 * 1024  # about 25,000 KOI-like rows per chunk: memory stays bounded
 MAX_JSON_ROWS = 100_000
 MAX_EXPLAINED_ROWS = 20
+SNIFF_BYTES = 8192
 TOP_CONTRIBUTIONS = 8
 NUMERIC = "numeric"
 
@@ -188,7 +190,14 @@ def _header(source: BinaryIO) -> tuple[list[str], int]:
     """Column names and how many leading '#' comment lines to skip (NASA archive format)."""
     skipped = 0
     for raw in source:
-        line = raw.decode("utf-8-sig", errors="replace").strip()
+        try:
+            line = raw.decode("utf-8-sig").strip()
+        except UnicodeDecodeError as error:
+            line_number = skipped + 1
+            raise DataError(
+                f"line {line_number} of the header is not valid UTF-8 text (byte {raw[error.start]:#04x}): "
+                "save the file as UTF-8 CSV"
+            ) from None
         if line.startswith("#") or not line:
             skipped += 1
             continue
@@ -202,6 +211,11 @@ def predict_csv(bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO) -> int:
 
     Memory stays bounded: the file is read and written a chunk at a time.
     """
+    head = source.read(SNIFF_BYTES)
+    source.seek(0)
+    if not head.strip():
+        raise DataError("the file is empty: no header row")
+    reject_binary(head)  # an Excel file, archive or pickle named .csv says what it is
     names, skipped = _header(source)
     if len(set(names)) != len(names):
         raise DataError(

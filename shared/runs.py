@@ -12,11 +12,16 @@ Writing a request is what starts a job: the storage-finalize event on ``request.
 triggers the train function in the cloud; locally the web app hands it to a worker.
 Every status change is a compare-and-swap on the status object's generation, so a
 redelivered trigger never runs a job twice and a dead worker's run can be restarted.
+
+A queued or running job whose status has shown no sign of life for ``STALE_AFTER_S`` seconds
+is presumed dead (stalled) and may be restarted; its worker writes a heartbeat every
+``HEARTBEAT_S``. ``JOB_STALE_AFTER_S`` in the environment sets the window (read once, at import).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
@@ -25,7 +30,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from shared.errors import CorruptObject, InvalidKey, ObjectNotFound, PreconditionFailed
+from shared.settings import SettingsError
 from shared.spec import RunSpec
 from shared.storage import Storage
 
@@ -34,8 +40,22 @@ FINAL = "final"
 SEARCH = "search"
 MODES = (EVALUATE, FINAL, SEARCH)
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
-STALE_AFTER_S = 90  # a running job without a heartbeat for this long is presumed dead
-HEARTBEAT_S = 10
+
+
+def _stale_after_s(env: Mapping[str, str]) -> float:
+    raw = env.get("JOB_STALE_AFTER_S", "").strip()
+    try:
+        value = float(raw) if raw else 90.0
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 24 * 3600:
+        raise SettingsError(f"JOB_STALE_AFTER_S={raw!r}: expected a number of seconds from 1 to 86400")
+    return value
+
+
+# Read at call time, so a test may lower them; a worker's heartbeat must stay well inside the window.
+STALE_AFTER_S = _stale_after_s(os.environ)  # a job without a sign of life for this long is presumed dead
+HEARTBEAT_S = min(10.0, STALE_AFTER_S / 5)
 RUN_ID = re.compile(r"r[0-9a-f]{32}")
 REQUEST_NAME = re.compile(r"runs/(r[0-9a-f]{32})/(evaluate|final|search)/request\.json")
 
@@ -94,7 +114,29 @@ def save_spec(storage: Storage, run_id: str, spec: Mapping[str, Any]) -> int:
 
 
 def load_spec(storage: Storage, run_id: str) -> dict[str, Any]:
-    return json.loads(storage.read_bytes(run_key(run_id, "spec.json")))
+    key = run_key(run_id, "spec.json")
+    return _json_object(storage.read_bytes(key), storage.uri(key))
+
+
+def _json_object(data: bytes, where: str) -> dict[str, Any]:
+    """A stored JSON document, which must be one whole object: CorruptObject if it is cut short
+    (or is anything else), never a half-read value."""
+    try:
+        value = json.loads(data)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise CorruptObject(f"{where} is damaged: not a complete JSON document ({exc})") from None
+    if not isinstance(value, dict):
+        raise CorruptObject(f"{where} is damaged: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _parsed(parse: Any, data: bytes, where: str) -> Any:
+    """``parse(data)`` for a stored record, with a damaged one reported as CorruptObject."""
+    _json_object(data, where)
+    try:
+        return parse(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CorruptObject(f"{where} is damaged: {exc}") from None
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -142,10 +184,11 @@ class Status:
 def read_status(storage: Storage, run_id: str, mode: str) -> tuple[Status | None, int]:
     """The job's status and its generation (None, 0 when the job was never requested)."""
     try:
-        data, generation = storage.read_with_generation(job_key(run_id, mode, "status.json"))
+        key = job_key(run_id, mode, "status.json")
+        data, generation = storage.read_with_generation(key)
     except ObjectNotFound:
         return None, 0
-    return Status.from_json(data), generation
+    return _parsed(Status.from_json, data, storage.uri(key)), generation
 
 
 def write_status(storage: Storage, run_id: str, mode: str, status: Status, generation: int) -> int:
@@ -214,7 +257,8 @@ def request_job(
 
 
 def read_request(storage: Storage, run_id: str, mode: str) -> JobRequest:
-    return JobRequest.from_json(storage.read_bytes(job_key(run_id, mode, "request.json")))
+    key = job_key(run_id, mode, "request.json")
+    return _parsed(JobRequest.from_json, storage.read_bytes(key), storage.uri(key))
 
 
 # --- ownership and history --------------------------------------------------------------------
@@ -258,7 +302,8 @@ def create_run(
 
 
 def load_meta(storage: Storage, run_id: str) -> RunMeta:
-    return RunMeta.from_json(storage.read_bytes(run_key(run_id, "meta.json")))
+    key = run_key(run_id, "meta.json")
+    return _parsed(RunMeta.from_json, storage.read_bytes(key), storage.uri(key))
 
 
 def workspace_runs(storage: Storage, workspace: str) -> list[str]:
@@ -275,7 +320,7 @@ def update_spec(storage: Storage, run_id: str, change: Any) -> dict[str, Any]:
     """
     for _ in range(10):
         data, generation = storage.read_with_generation(run_key(run_id, "spec.json"))
-        updated = change(json.loads(data))
+        updated = change(_json_object(data, storage.uri(run_key(run_id, "spec.json"))))
         try:
             storage.write_bytes(
                 run_key(run_id, "spec.json"),

@@ -38,6 +38,7 @@ class Settings:
     train_trigger: str = "embedded"  # embedded | http | storage
     train_url: str | None = None
     predict_url: str | None = None
+    access_token: str | None = None  # a shared password for a public deployment (ACCESS_TOKEN)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -82,6 +83,7 @@ class Settings:
             train_trigger=_train_trigger(get("TRAIN_TRIGGER"), mode, get("TRAIN_URL")),
             train_url=get("TRAIN_URL"),
             predict_url=get("PREDICT_URL"),
+            access_token=get("ACCESS_TOKEN", "APP_PASSWORD"),
         )
 
 

@@ -6,12 +6,15 @@ a process pool; the heavy modules load in the worker process only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def run(run_id: str, mode: str, storage_url: str, results_url: str, threads: int = 0) -> str:
@@ -44,29 +47,58 @@ def predict_file(run_id: str, storage_url: str, results_url: str, key: str) -> s
 
 
 class LocalWorker:
-    """One worker process (fits use every core), recreated if it dies mid-job."""
+    """One worker process (fits use every core), recreated if it dies mid-job.
+
+    When the process dies (killed, out of memory), the pool is broken for good: every pending
+    future fails with BrokenProcessPool and ``submit`` would raise it. The broken pool is dropped
+    as soon as one of its futures reports it, and ``submit`` starts a fresh one if it still meets
+    it; ``resubmit_if_broken`` hands a call whose pool broke under it to the fresh pool once
+    (safe for jobs: a job that was running claims nothing a second time).
+    """
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
                 spawn = multiprocessing.get_context("spawn")
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+                self._closed = False
             return self._pool
 
-    def submit(self, fn: Any, *args: Any) -> Future:
-        try:
-            return self._executor().submit(fn, *args)
-        except BrokenProcessPool:  # the worker was killed: start a fresh one
-            with self._lock:
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        """Forget a broken ``pool`` if it is still the current one (another thread may have replaced
+        it already). A broken pool has cleaned up after itself: its manager thread ends it."""
+        with self._lock:
+            if self._pool is pool:
                 self._pool = None
-            return self._executor().submit(fn, *args)
+
+    def submit(self, fn: Any, *args: Any, resubmit_if_broken: bool = False) -> Future:
+        pool = self._executor()
+        try:
+            future = pool.submit(fn, *args)
+        except BrokenProcessPool:  # the worker was killed: start a fresh one
+            log.warning("the worker process died; starting a new one")
+            self._discard(pool)
+            pool = self._executor()
+            future = pool.submit(fn, *args)
+        future.add_done_callback(functools.partial(self._done, pool, fn, args, resubmit_if_broken))
+        return future
+
+    def _done(self, pool: ProcessPoolExecutor, fn: Any, args: tuple, resubmit: bool, future: Future) -> None:
+        if future.cancelled() or not isinstance(future.exception(), BrokenProcessPool):
+            return
+        log.warning("the worker process died while running %s%r", getattr(fn, "__name__", fn), args)
+        self._discard(pool)
+        if resubmit and not self._closed:  # (not after shutdown)
+            # Not from this callback's thread (the dying pool's manager): from a thread of its own.
+            threading.Thread(target=self.submit, args=(fn, *args), daemon=True, name="resubmit").start()
 
     def shutdown(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            pool, self._pool, self._closed = self._pool, None, True
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

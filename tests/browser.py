@@ -148,7 +148,10 @@ def page(browser: Browser, app_server: Server) -> Iterator[Page]:
     context = browser.new_context(base_url=app_server.url, viewport=VIEWPORT, accept_downloads=True)
     context.set_default_timeout(20_000)
     page = context.new_page()
+    refused: list[str] = []  # the Content Security Policy's refusals, reported on the console
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     try:
         yield page
+        assert refused == [], refused  # the wizard runs entirely under the policy
     finally:
         context.close()

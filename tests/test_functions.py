@@ -19,6 +19,7 @@ from shared.storage import GCSStorage, LocalStorage
 from shared.worker import LocalWorker, run
 from tests.processes import ROOT, function_env, start_function
 from tests.runs_setup import KOI_PREDICTION_COLUMNS, koi_run_spec, load_koi, start_run
+from tests.web import with_csrf
 
 pytestmark = pytest.mark.slow
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -286,6 +287,7 @@ def test_web_app_starts_jobs_through_the_train_function(cloud, koi):
     )
     app = create_app(settings)
     with TestClient(app) as client:
+        with_csrf(client)
         started = client.post("/start", data={"dataset": "kepler"}, headers={"HX-Request": "true"})
         run_id = json.loads(started.headers["HX-Location"])["path"].split("/")[2]
         client.get(f"/runs/{run_id}/features")  # fills the default features

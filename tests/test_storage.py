@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import errno
+import gc
 import http.server
 import io
 import json
 import multiprocessing
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 import shared.storage
-from shared.errors import InvalidKey, ObjectNotFound, PreconditionFailed, StorageError
+from shared.errors import InvalidKey, ObjectNotFound, PreconditionFailed, StorageError, StorageUnavailable
 from shared.storage import LocalStorage, ObjectInfo, open_storage
+from tests.processes import free_port
 
 WORKERS = 4
 INCREMENTS = 10  # per worker
@@ -335,6 +341,38 @@ def test_compare_and_swap_counter_race(storage, request):
     assert expected == WORKERS * INCREMENTS * (2 if isinstance(storage, LocalStorage) else 1)
 
 
+def test_read_modify_write_under_preconditions_loses_no_update(storage):
+    """Every thread reads the counter before any writes (a barrier), so all but one conditional
+    write must fail and retry: the final count is still exact. Without preconditions the same
+    schedule loses every update but one."""
+    storage.create("counter", b"0")
+    barrier = threading.Barrier(WORKERS, timeout=30)
+
+    def add_one(conditional: bool) -> int:
+        data, generation = storage.read_with_generation("counter")
+        barrier.wait()  # everyone has read the same value
+        refused = 0
+        while True:
+            try:
+                storage.write_bytes(
+                    "counter",
+                    str(int(data) + 1).encode(),
+                    if_generation_match=generation if conditional else None,
+                )
+                return refused
+            except PreconditionFailed:
+                refused += 1
+                data, generation = storage.read_with_generation("counter")
+
+    with ThreadPoolExecutor(WORKERS) as executor:
+        refused = list(executor.map(add_one, [True] * WORKERS))
+    assert int(storage.read_bytes("counter")) == WORKERS
+    assert refused.count(0) == 1 and sum(refused) >= WORKERS - 1  # one won at once, the others retried
+    with ThreadPoolExecutor(WORKERS) as executor:
+        assert list(executor.map(add_one, [False] * WORKERS)) == [0] * WORKERS
+    assert int(storage.read_bytes("counter")) == WORKERS + 1  # the lost updates preconditions prevent
+
+
 # --- local folder specifics ---------------------------------------------------------------------
 
 
@@ -412,6 +450,74 @@ def test_local_writes_leave_no_temporary_files(tmp_path):
     assert everything_stored(store) == ["a", "b/c", "d/e/f"]
     assert store.read_bytes("a") == b"1"
     assert store.read_bytes("b/c") == b"3"
+
+
+def test_local_folder_gone_is_unavailable_and_never_recreated(tmp_path):
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    gen = store.write_bytes("runs/r1/spec.json", b"{}")
+    root.rename(tmp_path / "away")  # an unmounted volume, a folder moved by mistake
+    operations = {
+        "read_bytes": lambda: store.read_bytes("runs/r1/spec.json"),
+        "read_absent": lambda: store.read_bytes("absent"),
+        "stat": lambda: store.stat("runs/r1/spec.json"),
+        "exists": lambda: store.exists("runs/r1/spec.json"),
+        "list": lambda: store.list("runs/"),
+        "write_bytes": lambda: store.write_bytes("runs/r1/spec.json", b"[]", if_generation_match=gen),
+        "create": lambda: store.create("runs/r2/meta.json", b"{}"),
+        "upload_file": lambda: store.upload_file("uploads/u1.csv", io.BytesIO(b"a\n1\n")),
+        "download_to_file": lambda: store.download_to_file("runs/r1/spec.json", io.BytesIO()),
+        "delete": lambda: store.delete("runs/r1/spec.json"),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(
+            StorageUnavailable, match=re.escape(f"the storage folder {str(root)!r} is missing")
+        ):
+            operation()
+        assert not root.exists(), f"{name} recreated the storage folder"
+    (tmp_path / "away").rename(root)
+    assert store.read_with_generation("runs/r1/spec.json") == (b"{}", gen)
+    assert store.list() == ["runs/r1/spec.json"]
+
+
+def test_local_disk_full_half_way_keeps_the_old_object(tmp_path, monkeypatch):
+    """The disk fills up after half of the new content is written: the write fails as
+    StorageUnavailable, readers still get the old object, and no partial file is left."""
+    store = LocalStorage(tmp_path / "store")
+    gen = store.write_bytes("runs/r1/spec.json", b'{"old": true}')
+    real_fdopen = os.fdopen
+
+    class HalfThenFull:
+        def __init__(self, fd: int, mode: str) -> None:
+            self._file = real_fdopen(fd, mode)
+
+        def write(self, data: bytes) -> int:
+            self._file.write(data[: len(data) // 2])
+            self._file.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self._file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info) -> None:
+            self._file.close()
+
+    monkeypatch.setattr(os, "fdopen", HalfThenFull)
+    new = b'{"new": true, "padding": "' + b"x" * 100_000 + b'"}'
+    for write in (
+        lambda: store.write_bytes("runs/r1/spec.json", new),
+        lambda: store.write_bytes("runs/r1/spec.json", new, if_generation_match=gen),
+        lambda: store.create("runs/r2/spec.json", new),
+    ):
+        with pytest.raises(StorageUnavailable, match="No space left on device"):
+            write()
+    monkeypatch.undo()
+    assert store.read_with_generation("runs/r1/spec.json") == (b'{"old": true}', gen)
+    assert not store.exists("runs/r2/spec.json")
+    assert everything_stored(store) == ["runs/r1/spec.json"]  # no temporary file left behind
 
 
 def test_local_hidden_and_foreign_files_are_not_listed(tmp_path):
@@ -514,6 +620,129 @@ def test_gcs_server_errors_become_a_clear_storage_error():
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with 503, as an overloaded or failing server does."""
+
+    def _fail(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"error": {"code": 503, "message": "Service Unavailable"}}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _fail
+
+    def log_message(self, format, *args):
+        pass
+
+
+def _gcs_at(url: str, deadline: float):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+
+    from shared.storage import GCSStorage
+
+    client = gcs.Client(
+        project="test-project", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+    )
+    return GCSStorage("bucket", client=client, retry_deadline_s=deadline)
+
+
+def _every_operation(store) -> dict:
+    return {
+        "read": lambda: store.read_bytes("k"),
+        "write": lambda: store.write_bytes("k", b"x"),
+        "compare-and-swap": lambda: store.write_bytes("k", b"x", if_generation_match=0),
+        "upload": lambda: store.upload_file("k", io.BytesIO(b"x" * 1000)),
+        "download": lambda: store.download_to_file("k", io.BytesIO()),
+        "stat": lambda: store.stat("k"),
+        "exists": lambda: store.exists("k"),
+        "list": lambda: store.list("runs/"),
+        "delete": lambda: store.delete("k", if_generation_match=1),
+    }
+
+
+def test_gcs_unreachable_is_unavailable_within_the_short_deadline():
+    """A refused connection is retried for the storage's deadline (not the library's 120 s)."""
+    store = _gcs_at(f"http://127.0.0.1:{free_port()}", deadline=0.5)
+    for name, operation in _every_operation(store).items():
+        started = time.monotonic()
+        with pytest.raises(
+            StorageUnavailable, match=r"storage is unreachable \(retried for 0\.5 s\): ConnectionError"
+        ):
+            operation()
+        assert time.monotonic() - started < 6, name
+
+
+@contextmanager
+def _unclosed_library_sockets_ignored():
+    """google-cloud-storage drops the connection of a failed download without closing it (the
+    garbage collector closes it, with a ResourceWarning): not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            yield
+        finally:
+            gc.collect()
+
+
+def test_gcs_server_failing_with_5xx_is_unavailable():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _UnavailableHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store = _gcs_at(f"http://127.0.0.1:{server.server_address[1]}", deadline=0.5)
+        for operation in _every_operation(store).values():
+            with (
+                _unclosed_library_sockets_ignored(),
+                pytest.raises(
+                    StorageUnavailable,
+                    match=r"storage is unreachable \(retried for 0\.5 s\): HTTP 503 Service Unavailable$",
+                ),
+            ):
+                operation()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_gcs_server_that_never_answers_is_unavailable(monkeypatch):
+    """A server that accepts connections and then says nothing: each request times out."""
+    from shared.storage import gcs
+
+    monkeypatch.setattr(gcs, "READ_TIMEOUT_S", 0.3)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        store = _gcs_at(f"http://127.0.0.1:{listener.getsockname()[1]}", deadline=0.5)
+        for name, operation in _every_operation(store).items():
+            started = time.monotonic()
+            with (
+                _unclosed_library_sockets_ignored(),
+                pytest.raises(StorageUnavailable, match=r"storage is unreachable \(retried for 0\.5 s\): "),
+            ):
+                operation()
+            assert time.monotonic() - started < 5, name
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
 
 
 def test_gcs_invalid_bucket_or_prefix_is_refused():

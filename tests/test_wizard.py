@@ -19,6 +19,7 @@ from shared.settings import Settings
 from shared.sources import fetch_builtin
 from shared.storage import LocalStorage
 from tests.nasa import KOI_PATH
+from tests.web import browser
 
 HX = {"HX-Request": "true"}
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture
 def client(app):
-    return TestClient(app)  # a fresh browser: its own workspace cookie
+    return browser(app)  # a fresh browser: its own workspace cookie and CSRF token
 
 
 def _new_run(client) -> str:
@@ -299,7 +300,7 @@ def test_stalled_job_restarts_and_second_start_is_refused(client, app):
 
 def test_runs_belong_to_their_browser(app, client):
     run_id = _new_run(client)
-    stranger = TestClient(app)
+    stranger = browser(app)
     for path in (
         f"/runs/{run_id}/features",
         f"/runs/{run_id}/jobs/evaluate",

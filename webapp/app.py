@@ -17,19 +17,33 @@ from starlette.staticfiles import StaticFiles
 
 from shared.settings import CLOUD, Settings, SettingsError
 from shared.storage import LocalStorage, open_storage
-from webapp import datasets, history, home, runs, threshold
+from webapp import datasets, history, home, login, runs, threshold
 from webapp.dispatch import Dispatcher
+from webapp.failures import exception_handlers
 from webapp.logs import RequestLog
+from webapp.security import AccessGate, AccessPolicy, CSRFProtection, SecurityHeaders
 from webapp.steps import dataset, evaluate, features, model, predict, ship
 from webapp.templating import ROOT
+
+MIN_SECRET_LENGTH = 32
+# the original app's README examples, and the usual stand-ins
+PLACEHOLDER_SECRETS = {"change_me_in_production", "prod_secret", "changeme", "secret", "dev"}
 
 
 def session_secret(settings: Settings) -> str:
     """SECRET_KEY (or FLASK_SECRET_KEY); in embedded mode a key kept beside local storage."""
+    if settings.mode == CLOUD:
+        key = settings.secret_key or ""
+        if not key:
+            raise SettingsError("SECRET_KEY is not set: cloud mode needs a real secret to sign sessions")
+        if len(key) < MIN_SECRET_LENGTH or key.lower() in PLACEHOLDER_SECRETS:
+            raise SettingsError(
+                f"SECRET_KEY is too weak for cloud mode: use at least {MIN_SECRET_LENGTH} random characters "
+                '(python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        return key
     if settings.secret_key:
         return settings.secret_key
-    if settings.mode == CLOUD:
-        raise SettingsError("SECRET_KEY is not set: cloud mode needs a real secret to sign sessions")
     storage = open_storage(settings.storage_url)
     if not isinstance(storage, LocalStorage):
         return secrets.token_urlsafe(32)  # sessions last as long as this process
@@ -62,16 +76,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     logging.basicConfig(
         level=logging.INFO, format="%(message)s" if settings.mode == CLOUD else "%(asctime)s %(message)s"
     )
+    secret = session_secret(settings)
+    access = AccessPolicy(settings.access_token, secret, https_only=settings.mode == CLOUD)
     middleware = [
         Middleware(RequestLog, as_json=settings.mode == CLOUD),
+        Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,
-            secret_key=session_secret(settings),
+            secret_key=secret,
             session_cookie="mission_session",
             same_site="lax",
             https_only=settings.mode == CLOUD,
             max_age=400 * 24 * 3600,
         ),
+        Middleware(AccessGate, policy=access),
+        Middleware(CSRFProtection, secret=secret),
     ]
     run_steps = [
         *dataset.routes,
@@ -86,15 +105,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             *home.routes,
+            *login.routes,
             *dataset.start_routes,
             Mount("/datasets", routes=datasets.routes),
             Mount("/runs", routes=[*history.routes, Mount("/{run_id}", routes=run_steps)]),
             Mount("/static", app=StaticFiles(directory=ROOT / "static"), name="static"),
         ],
         middleware=middleware,
+        exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.session_secret = secret
+    app.state.access = access
     app.state.storage = open_storage(settings.storage_url)
     app.state.results = open_storage(settings.results_url)
     app.state.dispatcher = Dispatcher(settings, app.state.storage.uri)

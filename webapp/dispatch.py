@@ -34,7 +34,11 @@ class Dispatcher:
     def start(self, run_id: str, mode: str) -> None:
         if self._worker is not None:
             s = self.settings
-            self._worker.submit(worker.run, run_id, mode, s.storage_url, s.results_url, s.threads)
+            # if the worker dies, the job is handed to a new one once: it runs if it was still
+            # queued, and does nothing if it was running (its status then shows it stalled)
+            self._worker.submit(
+                worker.run, run_id, mode, s.storage_url, s.results_url, s.threads, resubmit_if_broken=True
+            )
         elif self.settings.train_trigger == "http":
             # the function runs the job inside the request: wait for it off the event loop
             body = {"run_id": run_id, "mode": mode}

@@ -47,6 +47,25 @@ templates.env.globals["url_for"] = url_for
 templates.env.globals["figure_titles"] = TITLES
 
 
+@pass_context
+def csrf_token(context: dict[str, Any]) -> str:
+    """This workspace's CSRF token (creating the workspace if the browser is new)."""
+    from webapp.security import csrf_token as token_for
+    from webapp.workspace import workspace_of
+
+    request = context["request"]
+    return token_for(request.app.state.session_secret, workspace_of(request))
+
+
+@pass_context
+def csrf_field(context: dict[str, Any]) -> Markup:
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(csrf_token(context))
+
+
+templates.env.globals["csrf_token"] = csrf_token
+templates.env.globals["csrf_field"] = csrf_field
+
+
 def path_for(request: Any, name: str, /, **params: Any) -> str:
     """The cached route path, for Python code (see url_for)."""
     return _path_for(request.app.router, name, tuple(sorted(params.items())))

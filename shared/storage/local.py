@@ -4,10 +4,14 @@ An object is a regular file under the root. Its generation is the file's ``st_mt
 every write sets explicitly (under the root's lock) to a value larger than any generation issued
 before, so generations are unique and increasing even for writes within one clock tick.
 Names beginning with '.' are never keys: the lock file and temporary files live among them.
+
+A missing storage folder (unmounted, renamed away), a full disk and other failures of the folder
+itself raise StorageUnavailable; the folder is created once, at start, never again by a write.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import secrets
@@ -19,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from shared.errors import InvalidKey, ObjectNotFound, PreconditionFailed, StorageError
+from shared.errors import InvalidKey, ObjectNotFound, PreconditionFailed, StorageError, StorageUnavailable
 from shared.storage.base import ObjectInfo, validate_key, validate_prefix
 
 _LOCK_NAME = ".lock"
@@ -27,6 +31,15 @@ _TMP_PREFIX = ".tmp-"
 # The lock file also records the last generation issued (fixed width, rewritten in place), so
 # generations never repeat, even when an object is deleted and re-created or the clock steps back.
 _GEN_WIDTH = 20
+# Failures of the folder or the disk under it rather than of one object: a later try may succeed.
+_UNAVAILABLE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOSPC", "EDQUOT", "EIO", "EROFS", "ESTALE", "ENOTCONN", "ETIMEDOUT", "EHOSTDOWN",
+        "ENODEV", "ENXIO", "EACCES", "EPERM", "ENOMEM",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
 
 
 class LocalStorage:
@@ -103,7 +116,7 @@ class LocalStorage:
             try:
                 path.unlink()
             except OSError as exc:
-                raise StorageError(f"cannot delete {path.as_uri()}: {exc.strerror or exc}") from exc
+                raise self._failure(f"cannot delete {path.as_uri()}", exc) from exc
 
     def list(self, prefix: str = "") -> list[str]:
         validate_prefix(prefix)
@@ -112,8 +125,14 @@ class LocalStorage:
         base = (self._root / folder).resolve()
         if not base.is_relative_to(self._root):
             raise InvalidKey(f"listing prefix {prefix!r} leads outside the storage root")
+        self._check_root(f"cannot list {prefix!r} in {self.url!r}")
+
+        def failed(exc: OSError) -> None:  # a folder that does not exist (yet) holds no keys
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise self._failure(f"cannot list {prefix!r} in {self.url!r}", exc) from exc
+
         keys = []
-        for dirpath, dirnames, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in os.walk(base, onerror=failed):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = Path(dirpath).relative_to(self._root).as_posix()
             for name in filenames:
@@ -140,21 +159,41 @@ class LocalStorage:
         try:
             f = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            self._check_root(f"cannot read {path.as_uri()}")
             raise ObjectNotFound(f"no object at {path.as_uri()}") from exc
         except OSError as exc:
-            raise StorageError(f"cannot read {path.as_uri()}: {exc.strerror or exc}") from exc
+            raise self._failure(f"cannot read {path.as_uri()}", exc) from exc
         with f:
-            yield f
+            try:
+                yield f
+            except OSError as exc:
+                raise self._failure(f"cannot read {path.as_uri()}", exc) from exc
 
-    @staticmethod
-    def _stat_object(path: Path) -> os.stat_result | None:
+    def _stat_object(self, path: Path) -> os.stat_result | None:
         try:
             st = path.stat()
         except (FileNotFoundError, NotADirectoryError):
+            self._check_root(f"cannot stat {path.as_uri()}")
             return None
         except OSError as exc:
-            raise StorageError(f"cannot stat {path.as_uri()}: {exc.strerror or exc}") from exc
+            raise self._failure(f"cannot stat {path.as_uri()}", exc) from exc
         return st if stat.S_ISREG(st.st_mode) else None
+
+    def _check_root(self, what: str) -> None:
+        """StorageUnavailable if the storage folder itself is gone (unmounted, renamed away):
+        then a missing object means nothing, and a write must not quietly start a new folder."""
+        if not self._root.is_dir():
+            raise StorageUnavailable(f"{what}: the storage folder {self.url!r} is missing")
+
+    def _failure(self, what: str, exc: OSError) -> StorageError:
+        """The error for a failed file operation: StorageUnavailable when the folder or its disk
+        failed (missing folder, full disk, I/O error, no permission), else StorageError."""
+        reason = exc.strerror or str(exc)
+        if exc.errno in _UNAVAILABLE_ERRNOS:
+            return StorageUnavailable(f"{what}: {reason}")
+        if not self._root.is_dir():
+            return StorageUnavailable(f"{what}: the storage folder {self.url!r} is missing")
+        return StorageError(f"{what}: {reason}")
 
     def _listable(self, name: str) -> bool:
         """Whether a file found while listing is an object (what ``exists`` would say)."""
@@ -171,6 +210,7 @@ class LocalStorage:
     def _write(self, key: str, fill: Callable[[IO[bytes]], object], if_generation_match: int | None) -> int:
         path = self._path(key)
         tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{secrets.token_hex(8)}")
+        self._check_root(f"cannot write {path.as_uri()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Not tempfile.mkstemp: its files are private (0600); this one honours the umask.
@@ -178,7 +218,7 @@ class LocalStorage:
         except (FileExistsError, NotADirectoryError) as exc:
             raise StorageError(f"cannot write {path.as_uri()}: part of the key is already an object") from exc
         except OSError as exc:
-            raise StorageError(f"cannot write {path.as_uri()}: {exc.strerror or exc}") from exc
+            raise self._failure(f"cannot write {path.as_uri()}", exc) from exc
         published = False
         try:
             with os.fdopen(fd, "wb") as f:
@@ -205,7 +245,7 @@ class LocalStorage:
             _fsync_dir(path.parent)
             return generation
         except OSError as exc:
-            raise StorageError(f"cannot write {path.as_uri()}: {exc.strerror or exc}") from exc
+            raise self._failure(f"cannot write {path.as_uri()}", exc) from exc
         finally:
             if not published:
                 with suppress(FileNotFoundError):
@@ -216,7 +256,10 @@ class LocalStorage:
         """Exclusive lock over the whole root, across threads and processes."""
         # A new open file description per call: flock excludes other descriptions, including
         # those of other threads in this process.
-        fd = os.open(self._root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._failure(f"cannot lock {self.url!r}", exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield fd

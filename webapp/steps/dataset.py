@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.catalog import BUILTINS
-from shared.data import read_table
+from shared.data import check_finite, read_table
 from shared.errors import DataError
 from shared.runs import create_run
 from shared.sources import describe, load_info, store_table
@@ -78,6 +78,16 @@ async def upload(request: Request) -> Response:
             raise UploadTooLarge(settings.max_upload_mb)
         name = SAFE_NAME.sub("_", file.filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:80] or "upload"
         frame = read_table(data, filename=name)
+        dataset_id = "u" + secrets.token_hex(12)
+        try:
+            check_finite(frame)
+            info = describe(
+                frame, dataset_id=dataset_id, name=name, source="upload", source_label=name, target=None
+            )
+            # the table is serialised before anything is written: a refusal leaves nothing behind
+            store_table(request.app.state.storage, frame, info)
+        except DataError as error:
+            raise DataError(f"{name}: {error}") from error
     except UploadTooLarge as error:
         return render(
             request, "start.html", "_start.html", {**context, "upload_error": str(error)}, status_code=413
@@ -89,9 +99,6 @@ async def upload(request: Request) -> Response:
     finally:
         if form is not None:
             await form.close()
-    dataset_id = "u" + secrets.token_hex(12)
-    info = describe(frame, dataset_id=dataset_id, name=name, source="upload", source_label=name, target=None)
-    store_table(request.app.state.storage, frame, info)
     run_id = create_run(
         request.app.state.results, workspace_of(request), dataset_id, name, _initial_spec(dataset_id)
     )

@@ -6,6 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.errors import SpecError
+from shared.profile import EMPTY
 from shared.runs import EVALUATE, update_spec
 from shared.spec import EvaluationPlan, RunSpec
 from webapp.runs import job_context, start
@@ -42,6 +43,27 @@ def _number(value: object, cast: type) -> object:
         return value  # the spec parser names it
 
 
+def _check_columns(state: RunState, spec: RunSpec) -> None:
+    """The columns the plan names exist, and the features hold some values: caught here with a
+    message, not later as a failed job."""
+    if state.info is None:
+        raise SpecError("dataset: this run's dataset is not available; upload or load it again")
+    profiles = {p.name: p for p in state.info.profiles()}
+    named = [("target", spec.target), *(("features", f) for f in spec.features)]
+    if spec.group_column is not None:
+        named.append(("group_column", spec.group_column))
+    problems = [
+        f"{where}: {name!r} is not a column of this dataset" for where, name in named if name not in profiles
+    ]
+    if not problems and all(profiles[f].kind == EMPTY for f in spec.features):
+        problems.append(
+            f"features: every chosen feature is entirely empty ({', '.join(map(repr, spec.features))}); "
+            "choose at least one feature that holds values"
+        )
+    if problems:
+        raise SpecError(problems)
+
+
 async def start_evaluation(request: Request) -> Response:
     """Save the evaluation plan, then (re)start the evaluate job."""
     state = load_run(request)
@@ -61,7 +83,8 @@ async def start_evaluation(request: Request) -> Response:
         return {**spec, "evaluation": plan, "group_column": group}
 
     try:
-        RunSpec.from_dict(change(state.spec))
+        spec = RunSpec.from_dict(change(state.spec))
+        _check_columns(state, spec)
     except SpecError as error:
         return step_page(request, state, "evaluate", _context(request, state, str(error)), status_code=400)
     update_spec(request.app.state.results, state.run_id, change)

@@ -89,12 +89,36 @@ async def features_step(request: Request) -> Response:
     return step_page(request, state, "features", context)
 
 
+def _not_a_target(state: RunState, target: str) -> str | None:
+    """Why a column cannot be the target, in words; None if it can."""
+    profile = next((p for p in state.info.profiles() if p.name == target), None)
+    if profile is None:
+        return f"{target!r} is not a column of this dataset."
+    if profile.distinct == 0:
+        return f"{target!r} cannot be the target: it is entirely empty."
+    if profile.distinct == 1:
+        value = f" ({profile.examples[0]!r})" if profile.examples else ""
+        return (
+            f"{target!r} cannot be the target: it holds only one class{value}; "
+            "a classifier needs 2 to 50 classes."
+        )
+    if profile.distinct > MAX_TARGET_CLASSES:
+        return (
+            f"{target!r} cannot be the target: it has {profile.distinct:,} classes, more than "
+            f"{MAX_TARGET_CLASSES}; is it an identifier or a continuous measurement?"
+        )
+    return None
+
+
 async def choose_target(request: Request) -> Response:
     state = load_run(request)
+    if state.info is None:
+        raise HTTPException(409, "This run's dataset is not available.")
     form = await request.form()
     target = str(form.get("target", ""))
-    if target not in {p.name for p in target_choices(state)}:
-        raise HTTPException(400, f"{target!r} cannot be the target: pick a column with 2 to 50 classes.")
+    problem = _not_a_target(state, target)
+    if problem is not None:
+        raise HTTPException(400, problem)
     options = {s.key: s for s in setups(state, target)}
     setup = options.get(str(form.get("setup", "")), next(iter(options.values())))
     group = state.builtin.group_column if state.builtin and target == state.builtin.target else None
@@ -132,12 +156,18 @@ async def feature_list(request: Request) -> Response:
     return _list(request, _list_context(request, state, request.query_params.get("q", "")))
 
 
+def _require_target(state: RunState) -> None:
+    if not state.spec.get("target"):
+        raise HTTPException(409, "Choose the target first: the features are chosen for a target.")
+
+
 async def toggle(request: Request) -> Response:
     """Select or unselect one column; the target is refused here, whatever the browser sends."""
     state = load_run(request)
     form = await request.form()
     column, on, query = str(form.get("column", "")), form.get("on") == "1", str(form.get("q", ""))
-    known = {a.name for a in _advice(request, state)} if state.spec.get("target") else set()
+    _require_target(state)
+    known = {a.name for a in _advice(request, state)}
     problem = None
     if column == state.spec.get("target"):
         problem = f"{column!r} is the target; the target can never be a feature."
@@ -160,6 +190,7 @@ async def select_visible(request: Request) -> Response:
     state = load_run(request)
     form = await request.form()
     query, on = str(form.get("q", "")), form.get("on") == "1"
+    _require_target(state)
     visible = [a.name for a in _advice(request, state) if _matches(a, query)]
 
     def change(spec: dict) -> dict:

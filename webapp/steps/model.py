@@ -18,6 +18,7 @@ from shared.params import (
     SELECTION_STRENGTH,
     family,
     parse_value,
+    quoted,
     to_json_value,
     validate_params,
 )
@@ -87,15 +88,26 @@ async def check_field(request: Request) -> Response:
     """Inline validation of one field as it is typed: an empty answer means it is fine."""
     form = await request.form()
     name = str(form.get("field", ""))
+    status_code = 200
     try:
         if name == "strength":
-            parse_value(SELECTION_STRENGTH, form.get("strength", ""))
+            param = SELECTION_STRENGTH
         else:
-            parse_value(family(str(form.get("family", ""))).param(name), form.get(name, ""))
-        message = ""
-    except (SpecError, KeyError) as error:
-        message = str(error) if isinstance(error, SpecError) else f"{name}: not a parameter of this model"
-    return render(request, "step_model.html", "_field_error.html", {"name": name, "message": message})
+            fam = family(str(form.get("family", "")))
+            try:
+                param = fam.param(name)
+            except KeyError:
+                raise SpecError(f"{name}: not a parameter of {fam.name}") from None
+    except SpecError as error:  # the form never sends these: a 400, still shown by the field
+        message, status_code = str(error), 400
+    else:
+        try:
+            parse_value(param, form.get(name, ""))
+            message = ""
+        except SpecError as error:  # a value being typed: the answer is the message
+            message = str(error)
+    context = {"name": name, "message": message}
+    return render(request, "step_model.html", "_field_error.html", context, status_code=status_code)
 
 
 async def save_model(request: Request) -> Response:
@@ -155,9 +167,11 @@ def _whole_number(text: object, low: int, high: int, name: str) -> int:
     try:
         value = int(str(text))
     except ValueError:
-        raise HTTPException(400, f"{name}: {text!r} is not a whole number from {low} to {high}.") from None
+        raise HTTPException(
+            400, f"{name}: {quoted(text)} is not a whole number from {low} to {high}."
+        ) from None
     if not low <= value <= high:
-        raise HTTPException(400, f"{name}: {value} is not from {low} to {high}.")
+        raise HTTPException(400, f"{name}: {quoted(value)} is not from {low} to {high}.")
     return value
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.errors import DataError, MissionError, ObjectNotFound
+from shared.errors import DataError, MissionError, ObjectNotFound, StorageUnavailable
 from shared.runs import FINAL, SUCCEEDED, job_key
 from webapp.htmx import render
 from webapp.templating import path_for
@@ -67,6 +67,8 @@ async def predict_row(request: Request) -> Response:
     row = {name: str(form.get(name, "")).strip() or None for name in spec["features"]}
     try:
         result = request.app.state.dispatcher.predict_rows(state.run_id, [row], explain=True)[0]
+    except StorageUnavailable:
+        raise  # answered 503 by webapp.failures, not as a problem with the input
     except MissionError as error:
         return render(
             request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=400
@@ -115,6 +117,8 @@ async def predict_batch(request: Request) -> Response:
         return render(
             request, "step_predict.html", "_batch_result.html", {"error": str(error)}, status_code=413
         )
+    except StorageUnavailable:
+        raise  # answered 503 by webapp.failures, not as a problem with the input
     except MissionError as error:
         return render(
             request, "step_predict.html", "_batch_result.html", {"error": str(error)}, status_code=400
