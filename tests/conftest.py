@@ -1,11 +1,3 @@
-import os
-
-# OpenMP threads sleep instead of spinning while they wait: on a small shared machine (CI, two
-# cores running the web app, the worker and the tests at once) spinning threads starve the
-# others and a 20 s evaluation can take minutes. Set before scikit-learn loads its runtime;
-# subprocesses (functions, workers) inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from hypothesis import settings
 
 from tests.browser import app_server, browser, page, port
