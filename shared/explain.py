@@ -143,12 +143,16 @@ def _class_column(values: np.ndarray, classes: list[str], target_class: str) -> 
 
 
 def contributions(
-    model: Any, rows: pd.DataFrame, classes: list[str], target_classes: list[str], background: Any = None
+    model: Any,
+    rows: pd.DataFrame,
+    classes: list[str],
+    target_classes: list[str],
+    background: Mapping[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """For each row, every feature's contribution to ``target_classes[i]``'s score, largest first.
     Raises ValueError with the reason when the model is not explainable."""
     try:
-        explainer = _explainer(model, _transformed_background(model, background))
+        explainer = _explainer(model, _stored_mean(background))
     except _NotExplainable as reason:
         raise ValueError(str(reason)) from None
     transformed = np.asarray(explainer.preprocess.transform(rows), dtype=float)
@@ -186,12 +190,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _transformed_background(model: Any, background: Any) -> np.ndarray | None:
-    if background is None:
-        return None
-    if isinstance(background, Mapping):  # stored in the bundle: the transformed training mean
-        return np.asarray([background["mean"]], dtype=float)
-    return np.asarray(_pipeline_of(model)[:-1].transform(background), dtype=float)
+def _stored_mean(background: Mapping[str, Any] | None) -> np.ndarray | None:
+    """The bundle's transformed training mean (linear models only), as one background row."""
+    return None if background is None else np.asarray([background["mean"]], dtype=float)
 
 
 def summary(
@@ -204,8 +205,10 @@ def summary(
         return None
     sample = features.sample(min(SUMMARY_ROWS, len(features)), random_state=seed)
     pipe = _pipeline_of(model)
-    transformed_mean = np.asarray(pipe[:-1].transform(features), dtype=float).mean(axis=0)
-    explainer = _explainer(model, transformed_mean[None, :])
+    linear = type(pipe[-1]).__name__ == "LogisticRegression"
+    # only a linear explanation needs the training mean (trees carry their own background)
+    mean = np.asarray(pipe[:-1].transform(features), dtype=float).mean(axis=0) if linear else None
+    explainer = _explainer(model, None if mean is None else mean[None, :])
     values = explainer.explain_transformed(np.asarray(explainer.preprocess.transform(sample), dtype=float))
     per_feature = np.abs(_sum_groups(values, explainer.groups, explainer.features))
     if positive is not None:
@@ -219,5 +222,5 @@ def summary(
         "rows": len(sample),
         "class": positive,
         "features": [{"feature": explainer.features[i], "mean_abs": float(magnitude[i])} for i in order],
-        "background": {"mean": transformed_mean.tolist()} if explainer.method == "linear" else None,
+        "background": {"mean": mean.tolist()} if mean is not None else None,
     }

@@ -18,6 +18,8 @@ from typing import IO
 
 import pytest
 
+from tests.processes import terminate
+
 
 @dataclass
 class GCSEmulator:
@@ -108,13 +110,8 @@ class EmulatorProcess:
         raise RuntimeError(f"fake-gcs-server on port {self.port} did not answer within {timeout} s")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            terminate(self._process)
         self._process = None
 
     def client(self):

@@ -29,13 +29,18 @@ class Server:
     log: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
+
+
+def terminate(process: subprocess.Popen) -> None:
+    """Ask a child to stop, and kill it if it has not within ten seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> float:
