@@ -32,10 +32,13 @@ chromium:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
 
+# One pytest worker per core (each fitting with one OpenMP thread, see tests/conftest.py), whole
+# test files to a worker so their module fixtures (a trained model, a web app) are made once.
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile
 test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
@@ -57,8 +60,9 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
 # The local cloud: storage emulator + train and predict functions + web app (see README).
+STACK_ARGS ?=
 stack: $(VENV)/.installed-test
-	$(BIN)/python functions/local_stack.py
+	$(BIN)/python functions/local_stack.py $(STACK_ARGS)
 
 # docs/01-dataset.png ... docs/06-predict.png, driven through the real wizard in Chromium.
 screenshots: $(VENV)/.installed-test chromium

@@ -8,7 +8,6 @@ effect of BLAS thread limits on a LogisticRegression fit, which is why shared.th
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,13 +24,13 @@ from threadpoolctl import threadpool_info, threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.data import read_table_path  # noqa: E402
+from shared.data import read_table  # noqa: E402
 from shared.pipeline import build_pipeline, fit_pipeline  # noqa: E402
 from shared.profile import column_kinds, profile_table  # noqa: E402
+from shared.snapshot import read_snapshot  # noqa: E402
 from shared.spec import RunSpec  # noqa: E402
 from shared.threads import compute_threads  # noqa: E402
 
-KOI = Path(os.environ.get("NASA_DATA_DIR") or ROOT.parent / "shared" / "data") / "kepler_koi.csv"
 EXCLUDED = {
     "kepid", "kepoi_name", "kepler_name", "koi_disposition", "koi_pdisposition", "koi_score",
     "koi_fpflag_nt", "koi_fpflag_ss", "koi_fpflag_co", "koi_fpflag_ec", "koi_teq_err1", "koi_teq_err2",
@@ -77,7 +76,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    frame = read_table_path(KOI)
+    frame = read_table(read_snapshot("kepler"))
     kinds = column_kinds(profile_table(frame))
     features = [c for c in frame.columns if c not in EXCLUDED]
     numeric = [f for f in features if kinds[f] == "numeric"]

@@ -8,7 +8,6 @@ and class, a fraction of that work. Goal: the detector well under a second.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
@@ -20,10 +19,9 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.data import read_table_path  # noqa: E402
+from shared.data import read_table  # noqa: E402
 from shared.leakage import detect  # noqa: E402
-
-KOI = Path(os.environ.get("NASA_DATA_DIR") or ROOT.parent / "shared" / "data") / "kepler_koi.csv"
+from shared.snapshot import read_snapshot  # noqa: E402
 
 
 def baseline(frame, labels) -> None:
@@ -38,7 +36,7 @@ def baseline(frame, labels) -> None:
 
 
 def main() -> None:
-    frame = read_table_path(KOI)
+    frame = read_table(read_snapshot("kepler"))
     labels = frame["koi_disposition"]
     columns = [c for c in frame.columns if c != "koi_disposition"]
     ours, theirs = [], []

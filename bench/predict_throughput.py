@@ -30,7 +30,7 @@ from shared.settings import Settings  # noqa: E402
 from shared.sources import fetch_builtin, load_table  # noqa: E402
 from shared.spec import RunSpec  # noqa: E402
 from shared.storage import LocalStorage  # noqa: E402
-from tests.nasa import KOI_EXCLUDED, KOI_PATH  # noqa: E402
+from tests.nasa import KOI_EXCLUDED  # noqa: E402
 from tests.processes import function_env, start_function  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     data, results = LocalStorage(work / "data"), LocalStorage(work / "results")
-    fetch_builtin(KEPLER, Settings(dataset_uris={"kepler": str(KOI_PATH)}), data)
+    fetch_builtin(KEPLER, Settings(), data)  # the snapshot the project carries
     koi = load_table(data, "kepler")
     spec = RunSpec.from_dict({
         "dataset": "kepler", "target": "koi_disposition", "label_mapping": KEPLER.default_setup.mapping,

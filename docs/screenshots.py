@@ -1,7 +1,7 @@
 """Screenshots of the wizard for the docs: docs/01-dataset.png … docs/06-predict.png (1280 x 900).
 
 Starts the app itself (`python -m webapp` on a free port, fresh storage in a temporary folder,
-the Kepler KOI table from the NASA exports beside the checkout), drives headless Chromium
+the Kepler KOI table from the snapshot the project carries), drives headless Chromium
 through every step and saves one viewport per step. Run from the checkout:
 
     python docs/screenshots.py            # writes into docs/
@@ -59,12 +59,11 @@ def shoot(page: Page, out: Path, name: str) -> None:
 def tour(page: Page, out: Path, work: Path) -> None:
     koi = read_table_path(KOI_PATH)
 
-    # 1 · dataset: load the Kepler table, then the card offers it
+    # 1 · dataset: the Kepler card, ready from its snapshot
     page.goto("/start")
     card = page.get_by_test_id("dataset-kepler")
-    card.get_by_role("button", name="Load").click()
     use = card.get_by_role("button", name="Use this dataset")
-    expect(use).to_be_visible(timeout=60_000)
+    expect(use).to_be_visible()
     shoot(page, out, "01-dataset.png")
     use.click()
 
@@ -108,7 +107,9 @@ def tour(page: Page, out: Path, work: Path) -> None:
 
     # 6 · predict: one KOI row typed in, and a CSV of 20 rows
     expect(page.get_by_role("heading", level=1)).to_have_text("6 · Predict")
-    names = page.locator("form.predict-row input[name]").evaluate_all("els => els.map(e => e.name)")
+    names = page.locator("form.predict-row input[name]:not([type=hidden])").evaluate_all(
+        "els => els.map(e => e.name)"
+    )
     first = koi.iloc[0]
     for name in names:
         if pd.notna(first[name]):

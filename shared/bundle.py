@@ -211,9 +211,19 @@ def load_skops(data: bytes) -> Any:
     return sio.loads(data, trusted=list(TRUSTED_TYPES))
 
 
+# what the README's snippets import, pinned to the versions the model was built with
+_README_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "skops")
+
+
+def install_line(versions: Mapping[str, str]) -> str:
+    """One ``pip install`` with the exact versions the model was built with (installable ones only)."""
+    return "pip install " + " ".join(f"{n}=={versions[n]}" for n in _README_PACKAGES if n in versions)
+
+
 def _readme(metadata: Mapping[str, Any]) -> str:
     features = ", ".join(metadata["features"])
-    versions = ", ".join(f"{k} {v}" for k, v in metadata["versions"].items())
+    versions = metadata["versions"]
+    built_with = ", ".join(f"{k} {v}" for k, v in versions.items())
     return f"""Mission Control for Exoplanets: model bundle
 =============================================
 Run {metadata["run_id"]}, created {metadata["created"]}.
@@ -229,19 +239,28 @@ Files
 - figures/*.svg ROC, precision-recall, confusion matrices, reliability, permutation importance
                 (from the evaluation of this exact model) and the SHAP summary (tree models)
 
-Safe loading (skops)
-    import pandas as pd, skops.io as sio
+Install (Python {versions.get("python", "3.11")} or a close version), in a fresh virtual environment
+    {install_line(versions)}
+
+Predict (skops: safe to load), e.g. on the NASA Exoplanet Archive's own CSV export
+    import itertools, pandas as pd, skops.io as sio
+
+    def read_csv(path):  # the archive's exports start with '#' comment lines: skip them
+        with open(path) as file:
+            comments = sum(1 for _ in itertools.takewhile(lambda line: line.startswith("#"), file))
+        return pd.read_csv(path, skiprows=comments)
+
     pipe = sio.load("model.skops", trusted=sio.get_untrusted_types(file="model.skops"))
     # review that list first: it should only name scikit-learn and numpy types
-    df = pd.read_csv("new_data.csv")
+    df = read_csv("new_data.csv")
     proba = pipe.predict_proba(df)   # extra columns are ignored; missing ones raise
+    print(pd.DataFrame(proba, columns=pipe.classes_).assign(prediction=pipe.predict(df)))
 
-The original app's way (joblib)
-    import joblib, pandas as pd
+The original app's way (joblib; pickle: load only files you trust)
+    import joblib
     art = joblib.load("model.joblib")
     pipe, features = art["pipe"], art["features"]
-    df = pd.read_csv("new_data.csv")
-    pred = pipe.predict(df[features])
+    pred = pipe.predict(read_csv("new_data.csv")[features])
 
-Built with {versions}. Load with the same scikit-learn version for identical results.
+Built with {built_with}. Load with the same scikit-learn version for identical results.
 """

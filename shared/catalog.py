@@ -2,7 +2,7 @@
 
 Each dataset names its archive table, target, host-star group column, the label setups a
 researcher can pick, and the columns to leave out by default with the reason for each.
-Sources: ../shared/data/README.md and the archive's column documentation.
+Sources: the archive's column documentation and the exports themselves (shared/snapshots/).
 """
 
 from __future__ import annotations

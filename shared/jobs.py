@@ -208,7 +208,7 @@ def _evaluate(
             n_jobs=cores,
             progress=reporter.line,
             leakage_warnings=warnings,
-            importance_repeats=IMPORTANCE_REPEATS,
+            importance_repeats=IMPORTANCE_REPEATS if spec.evaluation.importance else 0,
         )
     oof = io.BytesIO()
     result.out_of_fold.to_parquet(oof, index=False)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.errors import MissionError
 from shared.evaluation import Prepared, _aligned_proba, fit_model, prepare, splits
 from shared.params import BOOL, CHOICE, FLOAT, INT, INT_LIST, Param, family
 from shared.spec import RunSpec
@@ -77,6 +78,10 @@ _SPAN = {
     "min_samples_split": 48,
     "l2_regularization": 10.0,
 }
+
+
+class BudgetTooSmall(MissionError):
+    """Not one candidate could be scored within the search's time budget."""
 
 
 def _score(truth: np.ndarray, proba: np.ndarray, data: Prepared) -> float:
@@ -179,6 +184,12 @@ def search(
             keep.append(everyone[0])
         pool = keep
     finalists = [c for c in everyone if c.scores and len(c.scores) == max(len(x.scores) for x in everyone)]
+    if not finalists:
+        raise BudgetTooSmall(
+            f"the search's budget of {minutes:g} minutes ran out before any candidate finished its "
+            f"{spec.evaluation.folds if spec.evaluation.method == 'kfold' else 1} fold(s); "
+            "give it more minutes or fewer candidates"
+        )
     best = max(finalists, key=lambda c: c.score)
     defaults = next((c for c in finalists if c.number == 0), None)
     return {

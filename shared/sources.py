@@ -1,10 +1,12 @@
 """Where a built-in dataset's rows come from, and its cache in storage.
 
 Order: the dataset's environment variable (``KEPLER_URI``, ``K2_URI``, ``TESS_URI``: a local
-path or ``gs://`` URI, CSV or Parquet); otherwise the NASA Exoplanet Archive's TAP service,
-downloaded once. Either way the table is cached in storage as Parquet with a small info
-document (source, time, rows, columns, class counts, column profile); "refresh" fetches again.
-URIs never leave the server: the info names the variable or the archive, not the address.
+path or ``gs://`` URI, CSV or Parquet); otherwise the snapshot the project carries
+(``shared.snapshot``), so a built-in works offline from the first start; "Refresh from the
+archive" downloads the current table from the NASA Exoplanet Archive's TAP service instead.
+Whichever it is, the table is cached in storage as Parquet with a small info document (source,
+date, rows, columns, class counts, column profile). URIs never leave the server: the info
+names the variable, the snapshot or the archive, not the address.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from shared import snapshot
 from shared.catalog import Builtin, KnownColumn
 from shared.columns import ColumnAdvice, advise_setup
 from shared.data import parquet_to_table, read_table, table_sha256, table_to_parquet
@@ -32,7 +35,8 @@ from shared.profile import ColumnProfile, profile_table
 from shared.settings import Settings
 from shared.storage import Storage
 
-ARCHIVE = "NASA Exoplanet Archive"
+ARCHIVE_NAME = "NASA Exoplanet Archive"
+SNAPSHOT, ENVIRONMENT, ARCHIVE = "snapshot", "environment", "archive"  # where a built-in came from
 log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 60
 MAX_DOWNLOAD_BYTES = 1024**3
@@ -57,15 +61,17 @@ def fetch_key(dataset_id: str) -> str:
     return f"datasets/{dataset_id}/fetch.json"
 
 
-def tap_url(base: str, table: str) -> str:
-    return f"{base}?query=select+*+from+{urllib.parse.quote(table)}&format=csv"
+def tap_url(base: str, dataset: Builtin) -> str:
+    """The archive query for the same columns the snapshot has (a refresh keeps the table's shape,
+    so the known leakage columns stay the known ones)."""
+    return f"{base}?query={urllib.parse.quote_plus(snapshot.provenance(dataset.id).query)}&format=csv"
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     id: str
     name: str
-    source: str  # "environment", "archive" or "upload"
+    source: str  # SNAPSHOT, ENVIRONMENT, ARCHIVE or "upload"
     source_label: str  # shown to users: "KEPLER_URI", "NASA Exoplanet Archive (TAP)", a file name
     fetched_at: str
     rows: int
@@ -74,6 +80,8 @@ class DatasetInfo:
     class_counts: dict[str, int]
     table_sha256: str
     profile: list[dict[str, Any]] = field(default_factory=list)
+    as_of: str = ""  # the date the rows reflect: a snapshot's date, else the day they were read
+    source_key: str = ""  # which snapshot or URI the rows came from (a hash: URIs stay server-side)
 
     def profiles(self) -> list[ColumnProfile]:
         return [ColumnProfile.from_dict(p) for p in self.profile]
@@ -87,17 +95,28 @@ class DatasetInfo:
 
 
 def describe(
-    frame: pd.DataFrame, *, dataset_id: str, name: str, source: str, source_label: str, target: str | None
+    frame: pd.DataFrame,
+    *,
+    dataset_id: str,
+    name: str,
+    source: str,
+    source_label: str,
+    target: str | None,
+    as_of: str = "",
+    source_key: str = "",
 ) -> DatasetInfo:
     counts = {}
     if target is not None and target in frame.columns:
         counts = {str(k): int(v) for k, v in frame[target].value_counts().sort_index().items()}
+    now = datetime.now(UTC)
     return DatasetInfo(
         id=dataset_id,
         name=name,
         source=source,
         source_label=source_label,
-        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        fetched_at=now.isoformat(timespec="seconds"),
+        as_of=as_of or now.date().isoformat(),
+        source_key=source_key,
         rows=len(frame),
         columns=frame.shape[1],
         target=target,
@@ -132,19 +151,57 @@ def load_table(storage: Storage, dataset_id: str) -> pd.DataFrame:
 # --- built-in datasets ------------------------------------------------------------------------
 
 
+def refresh_source(dataset: Builtin, settings: Settings) -> str:
+    """Where "Refresh" reads the dataset from: its environment variable if set, else the archive."""
+    return ENVIRONMENT if dataset.id in settings.dataset_uris else ARCHIVE
+
+
+def current_info(storage: Storage, dataset: Builtin, settings: Settings) -> DatasetInfo | None:
+    """The cached table's info, if it still comes from where this deployment reads the dataset:
+    the environment variable's URI when one is set; otherwise a refresh from the archive or the
+    snapshot this version of the project carries. None when the dataset must be (re)read."""
+    info = load_info(storage, dataset.id)
+    if info is None:
+        return None
+    uri = settings.dataset_uris.get(dataset.id)
+    if uri is not None:
+        return info if info.source == ENVIRONMENT and info.source_key == _uri_key(uri) else None
+    if info.source == ARCHIVE:
+        return info
+    return (
+        info
+        if info.source == SNAPSHOT and info.source_key == snapshot.provenance(dataset.id).sha256
+        else None
+    )
+
+
+def ensure_builtin(dataset: Builtin, settings: Settings, storage: Storage) -> DatasetInfo:
+    """The dataset, ready to use: the current cache, else read from its environment variable or
+    its snapshot (no network either way). Reading the same source twice at once is harmless."""
+    return current_info(storage, dataset, settings) or fetch_builtin(dataset, settings, storage)
+
+
 def fetch_builtin(
-    dataset: Builtin, settings: Settings, storage: Storage, progress: Progress = _no_progress
+    dataset: Builtin,
+    settings: Settings,
+    storage: Storage,
+    progress: Progress = _no_progress,
+    *,
+    from_archive: bool = False,
 ) -> DatasetInfo:
-    """Read the dataset from its source, keep the rows it uses, and cache it in storage."""
+    """Read the dataset (environment variable, else the archive when asked, else the snapshot),
+    keep the rows it uses, and cache it in storage."""
     uri = settings.dataset_uris.get(dataset.id)
     if uri:
-        raw, source, label = _read_uri(uri, dataset), "environment", dataset.env_var
+        raw, source, label, key = _read_uri(uri, dataset), ENVIRONMENT, dataset.env_var, _uri_key(uri)
+        as_of = ""
+    elif from_archive:
+        raw = download_table(dataset, settings, progress)
+        source, label, key, as_of = ARCHIVE, f"{ARCHIVE_NAME} (TAP)", "", ""
     else:
-        raw, source, label = (
-            _download(tap_url(settings.archive_tap_url, dataset.table), dataset, progress),
-            "archive",
-            f"{ARCHIVE} (TAP)",
-        )
+        record = snapshot.provenance(dataset.id)
+        raw, source, key, as_of = snapshot.read_snapshot(dataset.id), SNAPSHOT, record.sha256, record.taken
+        label = f"Snapshot of {record.taken} from the {ARCHIVE_NAME}"
     frame = read_table(raw, filename=label)
     if dataset.target not in frame.columns:
         raise DataError(
@@ -160,9 +217,20 @@ def fetch_builtin(
         source=source,
         source_label=label,
         target=dataset.target,
+        as_of=as_of,
+        source_key=key,
     )
     store_table(storage, frame, info)
     return info
+
+
+def _uri_key(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def download_table(dataset: Builtin, settings: Settings, progress: Progress = _no_progress) -> bytes:
+    """Today's table from the archive's TAP service, with the snapshot's columns."""
+    return _download(tap_url(settings.archive_tap_url, dataset), dataset, progress)
 
 
 def _read_uri(uri: str, dataset: Builtin) -> bytes:
@@ -183,8 +251,9 @@ def _read_uri(uri: str, dataset: Builtin) -> bytes:
 
 def _download(url: str, dataset: Builtin, progress: Progress) -> bytes:
     unreachable = (
-        f"The {ARCHIVE} could not be reached ({{why}}). Upload the table yourself, or set "
-        f"{dataset.env_var} to a local copy or a gs:// URI of it."
+        f"The {ARCHIVE_NAME} could not be reached ({{why}}). Upload the table yourself, or set "
+        f"{dataset.env_var} to a local copy or a gs:// URI of it. The snapshot that ships with "
+        "the project stays in use."
     )
     request = urllib.request.Request(url, headers={"User-Agent": "mission-control-exoplanets"})
     try:
@@ -217,10 +286,20 @@ class FetchStatus:
     total_bytes: int | None = None
     message: str = ""
     updated: float = 0.0
+    source: str = ""  # ARCHIVE or ENVIRONMENT: what this refresh reads
 
     @property
     def stale(self) -> bool:
         return self.state == "running" and time.time() - self.updated > FETCH_STALE_S
+
+    def shown_beside(self, info: DatasetInfo | None, source: str) -> bool:
+        """Whether a card shows this status: only a refresh of the source it would read now, and
+        a failure only if nothing was loaded since (never an old error beside a working table)."""
+        if self.source != source:
+            return False
+        if self.state != "failed" or info is None:
+            return True
+        return self.updated > datetime.fromisoformat(info.fetched_at).timestamp()
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -235,15 +314,15 @@ def read_fetch_status(storage: Storage, dataset_id: str) -> tuple[FetchStatus | 
     return FetchStatus(**json.loads(data)), generation
 
 
-def claim_fetch(storage: Storage, dataset_id: str) -> int | None:
-    """Mark a fetch as running unless one already is; the generation on success, else None.
+def claim_fetch(storage: Storage, dataset_id: str, source: str) -> int | None:
+    """Mark a refresh as running unless one already is; the generation on success, else None.
 
     A compare-and-swap on the status object, so two web instances never download at once.
     """
     status, generation = read_fetch_status(storage, dataset_id)
     if status is not None and status.state == "running" and not status.stale:
         return None
-    running = FetchStatus("running", message="Starting", updated=time.time())
+    running = FetchStatus("running", message="Starting", updated=time.time(), source=source)
     try:
         return storage.write_bytes(fetch_key(dataset_id), running.to_json(), if_generation_match=generation)
     except PreconditionFailed:
@@ -251,39 +330,38 @@ def claim_fetch(storage: Storage, dataset_id: str) -> int | None:
 
 
 def run_fetch(dataset: Builtin, settings: Settings, storage: Storage) -> FetchStatus:
-    """Fetch a claimed dataset, reporting progress in its status object (at most twice a second)."""
+    """Refresh a claimed dataset from its environment variable or the archive, reporting progress
+    in its status object (at most twice a second)."""
     last = [0.0]
+    source = refresh_source(dataset, settings)
 
     def report(done: int, total: int | None) -> None:
         now = time.time()
         if now - last[0] >= 0.5 or (total is not None and done >= total):
             last[0] = now
-            status = FetchStatus("running", done, total, "Downloading", now)
+            status = FetchStatus("running", done, total, "Downloading", now, source)
             storage.write_bytes(fetch_key(dataset.id), status.to_json())
 
     try:
-        info = fetch_builtin(dataset, settings, storage, report)
+        info = fetch_builtin(dataset, settings, storage, report, from_archive=True)
         final = FetchStatus(
-            "done", message=f"Loaded {info.rows:,} rows × {info.columns} columns", updated=time.time()
+            "done",
+            message=f"Loaded {info.rows:,} rows × {info.columns} columns",
+            updated=time.time(),
+            source=source,
         )
     except DataError as error:
-        final = FetchStatus("failed", message=str(error), updated=time.time())
+        final = FetchStatus("failed", message=str(error), updated=time.time(), source=source)
     except Exception:  # the status must not stay "running"; the traceback goes to the log
         log.exception("fetching %s failed", dataset.id)
         final = FetchStatus(
             "failed",
             message="Loading failed unexpectedly; the server log has the details.",
             updated=time.time(),
+            source=source,
         )
     storage.write_bytes(fetch_key(dataset.id), final.to_json())
     return final
-
-
-def ensure_builtin(
-    dataset: Builtin, settings: Settings, storage: Storage, progress: Progress = _no_progress
-) -> DatasetInfo:
-    """The cached dataset, fetched first if it never was (downloads happen once)."""
-    return load_info(storage, dataset.id) or fetch_builtin(dataset, settings, storage, progress)
 
 
 def cached_advice(

@@ -15,15 +15,20 @@ from threadpoolctl import threadpool_limits
 
 
 def available_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by OMP_NUM_THREADS when set (the
+    usual way to tell a process to leave room for others, e.g. several test workers at once)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 @contextmanager
 def compute_threads(cores: int | None = None) -> Iterator[int]:
-    """Limit BLAS to one thread and OpenMP to ``cores``; yields the core count to use for n_jobs."""
-    cores = cores or available_cores()
+    """Limit BLAS to one thread and OpenMP to ``cores`` (at most the available cores); yields the
+    core count to use for n_jobs."""
+    cores = min(cores or available_cores(), available_cores())
     with threadpool_limits(limits=1, user_api="blas"), threadpool_limits(limits=cores, user_api="openmp"):
         yield cores

@@ -9,10 +9,13 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+from shared.processes import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,9 @@ class LocalWorker:
         with self._lock:
             if self._pool is None:
                 spawn = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=spawn, initializer=exit_with_parent, initargs=(os.getpid(),)
+                )
                 self._closed = False
             return self._pool
 
@@ -98,7 +103,18 @@ class LocalWorker:
             threading.Thread(target=self.submit, args=(fn, *args), daemon=True, name="resubmit").start()
 
     def shutdown(self) -> None:
+        """Stop the worker process now, even mid-job: a job it was running shows as stalled and
+        can be restarted. (The pool itself would let a running job finish after the app is gone.)"""
         with self._lock:
             pool, self._pool, self._closed = self._pool, None, True
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        processes = list((pool._processes or {}).values())  # the executor has no public handle on them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()

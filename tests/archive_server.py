@@ -1,7 +1,8 @@
 """A local stand-in for the NASA Exoplanet Archive's TAP service, serving the real exports.
 
-It answers `GET /TAP/sync?query=select+*+from+<table>&format=csv` like the archive: plain CSV
-without the `#` comment block the download button adds, with a Content-Length.
+It answers `GET /TAP/sync?query=select+<columns>+from+<table>&format=csv` like the archive:
+plain CSV without the `#` comment block the download button adds, with a Content-Length. A
+query naming a column the table lacks is refused with 400, as TAP refuses it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class ArchiveServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: Counter[str] = Counter()
+        self.queries: list[str] = []  # the column lists asked for
         self.fail_with: int | None = None  # answer every request with this HTTP status
 
     @property
@@ -36,14 +38,21 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         words = query.get("query", [""])[0].split()
-        table = words[-1] if words[:3] == ["select", "*", "from"] and len(words) == 4 else None
+        ok = len(words) == 4 and words[0] == "select" and words[2] == "from"
+        table = words[3] if ok else None
         if self.server.fail_with:
             return self._send(self.server.fail_with, b"service unavailable")
         if parts.path != "/TAP/sync" or query.get("format") != ["csv"] or table not in TABLES:
             return self._send(400, b"bad TAP query")
+        lines = [
+            line for line in TABLES[table].read_bytes().splitlines(keepends=True) if not line.startswith(b"#")
+        ]
+        asked = words[1].split(",")
+        if asked != ["*"] and asked != lines[0].decode().strip().split(","):
+            return self._send(400, b"bad TAP query: unknown or reordered columns")
         self.server.hits[table] += 1
-        lines = TABLES[table].read_bytes().splitlines(keepends=True)
-        self._send(200, b"".join(line for line in lines if not line.startswith(b"#")))
+        self.server.queries.append(words[1])
+        self._send(200, b"".join(lines))
 
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)

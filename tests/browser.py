@@ -6,9 +6,7 @@ Plain helpers plus fixtures, not a pytest plugin: ``tests/conftest.py`` imports 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.nasa import KOI_PATH
+from shared.processes import spawn
 from tests.processes import ROOT, Server, free_port
 
 if TYPE_CHECKING:
@@ -43,16 +41,24 @@ MAX_UPLOAD_MB = 2
 
 
 def app_env(port: int, storage: Path, *, max_upload_mb: int = MAX_UPLOAD_MB) -> dict[str, str]:
-    """The environment `python -m webapp` runs with: local storage, KOI from disk, no archive."""
+    """The environment `python -m webapp` runs with: local storage, the built-in tables from the
+    snapshots the project carries, and no archive (it is unreachable on purpose)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
-    for name in ("K2_URI", "TESS_URI", "RESULTS_URL", "SECRET_KEY", "APP_MODE", "TRAIN_TRIGGER"):
+    for name in (
+        "KEPLER_URI",
+        "K2_URI",
+        "TESS_URI",
+        "RESULTS_URL",
+        "SECRET_KEY",
+        "APP_MODE",
+        "TRAIN_TRIGGER",
+    ):
         env.pop(name, None)
     env.update(
         PORT=str(port),
         HOST="127.0.0.1",
         STORAGE_URL=str(storage),
         COMPUTE_THREADS="2",
-        KEPLER_URI=str(KOI_PATH),
         ARCHIVE_TAP_URL="http://127.0.0.1:9/TAP/sync",  # unreachable on purpose: nothing downloads
         MAX_UPLOAD_MB=str(max_upload_mb),
         PYTHONPATH=str(ROOT),
@@ -82,15 +88,8 @@ def start_app(
     """`python -m webapp` from the checkout in its own process group (its worker is a child)."""
     port = port or free_port()
     log = log_dir / f"webapp-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "webapp"],
-            cwd=ROOT,
-            env=app_env(port, storage, max_upload_mb=max_upload_mb),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = app_env(port, storage, max_upload_mb=max_upload_mb)
+    process = spawn([sys.executable, "-m", "webapp"], cwd=ROOT, env=env, log=log)
     server = Server(process, f"http://127.0.0.1:{port}/", log)
     try:
         wait_healthy(server.url, process, log)
@@ -101,10 +100,8 @@ def start_app(
 
 
 def stop_app(server: Server) -> None:
-    """Stop the server, then anything left in its process group (the embedded worker)."""
+    """Stop the server and anything left in its process group (the embedded worker)."""
     server.stop()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGKILL)
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

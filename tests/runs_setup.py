@@ -16,6 +16,10 @@ KOI_PREDICTION_COLUMNS = [
 ]  # fmt: skip
 
 
+# A forest that fits and explains in a second or two: for tests about plumbing, not scores.
+SMALL_FOREST = {"family": "random_forest", "params": {"n_estimators": 30, "max_depth": 10}}
+
+
 def load_koi(storage: Storage) -> None:
     fetch_builtin(KEPLER, Settings(dataset_uris={"kepler": str(KOI_PATH)}), storage)
 

@@ -2,6 +2,9 @@
 
 import io
 import json
+import shutil
+import subprocess
+import textwrap
 import zipfile
 from operator import neg
 
@@ -13,12 +16,13 @@ import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
 from shared.bundle import MEMBERS, TRUSTED_TYPES, build_metadata, load_skops, read_bundle, write_bundle
-from shared.data import table_sha256
+from shared.data import read_table_path, table_sha256
 from shared.errors import BundleError
 from shared.evaluation import train_final
 from shared.params import FAMILIES
 from shared.spec import RunSpec
-from tests.nasa import koi_spec
+from tests.nasa import KOI_PATH, koi_spec
+from tests.venvs import fresh_venv
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +87,44 @@ def test_original_snippet_and_skops_reader_predict_identically(bundle, koi, tmp_
     np.testing.assert_allclose(pipe.predict_proba(df[features])[:, 1], proba)
 
 
+def _block_after(readme: str, heading: str) -> str:
+    """The indented code block that follows the line starting with ``heading``, dedented."""
+    lines = readme.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading)) + 1
+    block = []
+    for line in lines[start:]:
+        if line and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    return textwrap.dedent("\n".join(block)).strip() + "\n"
+
+
+@pytest.mark.slow
+def test_readme_commands_run_as_written_in_a_fresh_virtualenv(bundle, tmp_path):
+    """The bundle README's install line and snippets, on the archive's raw export (comments and
+    all), in a virtual environment holding nothing but that install line."""
+    data, pipe = bundle
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(tmp_path)
+    readme = (tmp_path / "README.txt").read_text()
+    install = _block_after(readme, "Install").strip()
+    assert install.startswith("pip install ") and "mission-control" not in install
+    assert all("==" in requirement for requirement in install.split()[2:])
+    python = fresh_venv(tmp_path / "venv", *install.split()[2:])
+    shutil.copy(KOI_PATH, tmp_path / "new_data.csv")
+    assert (tmp_path / "new_data.csv").read_text().startswith("# This file was produced")
+    script = _block_after(readme, "Predict") + _block_after(readme, "The original app's way")
+    script += "print('joblib agrees:', (pred == pipe.predict(read_csv('new_data.csv'))).all())\n"
+    result = subprocess.run([python, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    koi = read_table_path(KOI_PATH)
+    assert f"[{len(koi)} rows x 3 columns]" in result.stdout
+    assert "FALSE POSITIVE" in result.stdout and "prediction" in result.stdout
+    assert "joblib agrees: True" in result.stdout
+    expected = pipe.predict(koi)
+    assert f"{expected[0]}" in result.stdout.splitlines()[1]  # the first row's prediction
+
+
 def _rezip(data: bytes, replace: dict[str, bytes | None]) -> bytes:
     """A copy of a bundle with members replaced (None: left out)."""
     out = io.BytesIO()
@@ -137,7 +179,10 @@ def test_missing_members_and_bad_metadata(bundle):
 def test_trusted_type_list_covers_every_family(koi, koi_kinds, family, selection, calibration):
     """TRUSTED_TYPES is explicit and complete: every pipeline we build loads with it."""
     rows = koi.sample(600, random_state=0)
+    # small ensembles: the types in a pipeline do not depend on how many trees it has
     params = {"max_iter": 20} if family in ("mlp", "hist_gradient_boosting") else {}
+    if family in ("random_forest", "gradient_boosting", "adaboost"):
+        params = {"n_estimators": 10}
     spec = RunSpec.from_dict(
         koi_spec(
             ["koi_period", "koi_depth", "koi_model_snr", "koi_tce_delivname"],

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from shared.evaluation import fit_model, train_final
-from shared.explain import contributions, summary, unavailable_reason
+from shared.explain import contributions, summary, summary_rows, unavailable_reason
 from shared.jobs import run_job
 from shared.pipeline import with_threshold
 from shared.predict import load_model, predict_rows
@@ -183,6 +183,26 @@ def test_multiclass_explains_the_asked_class(koi, koi_kinds, koi_features):
         target = classes.index(explained[i]["class"])
         expected = np.log(raw[i, target] / raw[i, classes.index("FALSE POSITIVE")])
         assert mine - theirs_total == pytest.approx(expected, abs=1e-6)
+
+
+def test_summary_rows_are_bounded_by_the_models_cost_and_reproducible(koi, koi_kinds, koi_features):
+    """TreeSHAP's cost grows with leaves x depth: a deep forest is summarised on fewer rows, in
+    batches (so a job's heartbeat keeps beating), and the same model always on the same rows."""
+    forest, data = _fitted(
+        koi, koi_kinds, koi_features, model={"family": "random_forest", "params": {"n_estimators": 60}}
+    )
+    boosting, _ = _fitted(
+        koi, koi_kinds, koi_features, model={"family": "hist_gradient_boosting", "params": {"max_iter": 30}}
+    )
+    assert summary_rows(boosting, len(data.features)) == 1000
+    rows = summary_rows(forest, len(data.features))
+    assert 50 <= rows < 400
+    calls = []
+    first = summary(
+        forest, data.features, list(forest.classes_), "PLANET", seed=0, progress=lambda *c: calls.append(c)
+    )
+    assert first["rows"] == rows and calls[-1] == (rows, rows) and len(calls) == -(-rows // 25)
+    assert summary(forest, data.features, list(forest.classes_), "PLANET", seed=0) == first
 
 
 @pytest.mark.parametrize(

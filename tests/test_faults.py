@@ -20,6 +20,7 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
+from functions.emulator import Emulator
 from shared import runs
 from shared.errors import BundleError, CorruptObject, ObjectNotFound
 from shared.runs import (
@@ -43,7 +44,6 @@ from shared.settings import Settings
 from shared.spec import RunSpec
 from shared.storage import GCSStorage, LocalStorage
 from shared.worker import LocalWorker
-from tests.gcs_emulator import EmulatorProcess
 from tests.nasa import KOI_PATH
 from tests.processes import ROOT, free_port, function_env, start_function
 from tests.runs_setup import koi_run_spec, load_koi, start_run
@@ -85,7 +85,7 @@ def _quick_run(client: TestClient, results) -> str:
     """A KOI run through the wizard's first steps, narrowed to a job that takes seconds."""
     started = client.post("/start", data={"dataset": "kepler"}, headers=HX)
     assert started.status_code == 204, started.text[:300]
-    run_id = re.search(r"/runs/(r[0-9a-f]{32})/", started.headers["HX-Location"]).group(1)
+    run_id = re.search(r"/runs/(r[0-9a-f]{32})/", started.headers["HX-Redirect"]).group(1)
     assert client.get(f"/runs/{run_id}/features").status_code == 200  # fills the target and defaults
     update_spec(results, run_id, lambda spec: {**spec, "features": FEW, "model": QUICK_MODEL})
     return run_id
@@ -260,7 +260,7 @@ def test_storage_outage_answers_503_and_the_app_recovers(tmp_path, monkeypatch):
     """fake-gcs-server stopped and started again on the same port, over the same folder."""
     from shared.storage import gcs
 
-    emulator = EmulatorProcess(tmp_path / "gcs", free_port())
+    emulator = Emulator(tmp_path / "gcs", free_port())
     emulator.start()
     try:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)

@@ -18,7 +18,7 @@ from shared.runs import EVALUATE, FINAL, SUCCEEDED, job_key, new_run_id, read_st
 from shared.storage import GCSStorage, LocalStorage
 from shared.worker import LocalWorker, run
 from tests.processes import ROOT, function_env, start_function
-from tests.runs_setup import KOI_PREDICTION_COLUMNS, koi_run_spec, load_koi, start_run
+from tests.runs_setup import KOI_PREDICTION_COLUMNS, SMALL_FOREST, koi_run_spec, load_koi, start_run
 from tests.web import with_csrf
 
 pytestmark = pytest.mark.slow
@@ -85,7 +85,7 @@ def _wait(results, run_id, mode, timeout=300):
 @pytest.fixture(scope="module")
 def trained(cloud):
     """Final training started by a crafted finalize event on the request object."""
-    spec = koi_run_spec(model={"family": "random_forest", "params": {"n_estimators": 60}})
+    spec = koi_run_spec(model=SMALL_FOREST)
     run_id = start_run(cloud["results"], spec, FINAL)
     name = f"results/{job_key(run_id, FINAL, 'request.json')}"
     generation = cloud["results"].stat(job_key(run_id, FINAL, "request.json")).generation
@@ -251,7 +251,7 @@ def test_embedded_worker_runs_the_same_scenario(tmp_path, koi):
     """The embedded default: local storage and a worker in a separate process."""
     data, results = LocalStorage(tmp_path / "data"), LocalStorage(tmp_path / "results")
     load_koi(data)
-    spec = koi_run_spec(model={"family": "random_forest", "params": {"n_estimators": 60}})
+    spec = koi_run_spec(model=SMALL_FOREST)
     run_id = start_run(results, spec, FINAL)
     worker = LocalWorker()
     try:
@@ -289,7 +289,7 @@ def test_web_app_starts_jobs_through_the_train_function(cloud, koi):
     with TestClient(app) as client:
         with_csrf(client)
         started = client.post("/start", data={"dataset": "kepler"}, headers={"HX-Request": "true"})
-        run_id = json.loads(started.headers["HX-Location"])["path"].split("/")[2]
+        run_id = started.headers["HX-Redirect"].split("/")[2]
         client.get(f"/runs/{run_id}/features")  # fills the default features
         assert client.post(f"/runs/{run_id}/jobs/final", headers={"HX-Request": "true"}).status_code == 200
         status = _wait(cloud["results"], run_id, FINAL)

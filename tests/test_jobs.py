@@ -30,7 +30,7 @@ from shared.runs import (
     write_status,
 )
 from shared.storage import LocalStorage
-from tests.runs_setup import KOI_PREDICTION_COLUMNS, koi_run_spec, load_koi, start_run
+from tests.runs_setup import KOI_PREDICTION_COLUMNS, SMALL_FOREST, koi_run_spec, load_koi, start_run
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def stores(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(stores):
     data, results = stores
-    spec = koi_run_spec(model={"family": "random_forest", "params": {"n_estimators": 60}})
+    spec = koi_run_spec(model=SMALL_FOREST)
     run_id = start_run(results, spec, FINAL)
     status = run_job(run_id, FINAL, data, results, threads=2)
     assert status.state == SUCCEEDED, status.message
@@ -67,9 +67,29 @@ def test_evaluate_job_writes_metrics_and_progress(stores):
     assert len(oof) == 9564 and set(oof["fold"]) == {1, 2, 3}
 
 
+def test_importance_runs_only_when_asked_for(stores):
+    data, results = stores
+    features = ["koi_period", "koi_depth", "koi_prad", "koi_model_snr", "koi_steff", "koi_impact"]
+    elapsed, metrics = {}, {}
+    for importance in (False, True):
+        spec = koi_run_spec(features, evaluation={"method": "kfold", "folds": 3, "importance": importance})
+        run_id = start_run(results, spec, EVALUATE)
+        started = time.perf_counter()
+        assert run_job(run_id, EVALUATE, data, results, threads=2).state == SUCCEEDED
+        elapsed[importance] = time.perf_counter() - started
+        metrics[importance] = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+    assert metrics[False]["importance"] == [] and "importance" not in metrics[False]["figures"]
+    assert {row["feature"] for row in metrics[True]["importance"]} == set(features)
+    assert "importance" in metrics[True]["figures"]
+    assert elapsed[False] < elapsed[True]  # shuffling each feature in every split costs time
+
+
 def test_duplicate_delivery_runs_once(stores):
     data, results = stores
-    run_id = start_run(results, koi_run_spec(["koi_period", "koi_depth"]), EVALUATE)
+    # logistic regression: OpenMP (boosting) run from a second thread of one process runs at a
+    # fraction of its speed; this test is about claiming, not fitting
+    spec = koi_run_spec(["koi_period", "koi_depth"], model={"family": "logistic_regression"})
+    run_id = start_run(results, spec, EVALUATE)
     outcomes = []
     threads = [
         threading.Thread(target=lambda: outcomes.append(run_job(run_id, EVALUATE, data, results)))

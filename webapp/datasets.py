@@ -1,15 +1,29 @@
-"""The built-in datasets: cards with their source and date, loading with progress, details."""
+"""The built-in datasets: cards with their source and date, refreshing with progress, details.
 
-import asyncio
+A built-in is ready from the snapshot the project carries (or its environment variable) the
+first time it is used; "Refresh from the archive" downloads the current table in the background.
+"""
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared import snapshot
 from shared.catalog import BUILTINS, Builtin
 from shared.errors import DataError
-from shared.sources import cached_advice, claim_fetch, load_info, read_fetch_status, run_fetch
+from shared.sources import (
+    ENVIRONMENT,
+    DatasetInfo,
+    cached_advice,
+    claim_fetch,
+    current_info,
+    ensure_builtin,
+    read_fetch_status,
+    refresh_source,
+    run_fetch,
+)
 from webapp.htmx import render
 
 
@@ -20,50 +34,75 @@ def _builtin(request: Request) -> Builtin:
     return dataset
 
 
-def card_context(request: Request, dataset: Builtin) -> dict:
-    storage = request.app.state.storage
-    status, _ = read_fetch_status(storage, dataset.id)
+def card_context(request: Request, dataset: Builtin, error: str = "") -> dict:
+    state = request.app.state
+    info = current_info(state.storage, dataset, state.settings)
+    source = refresh_source(dataset, state.settings)
+    status, _ = read_fetch_status(state.storage, dataset.id)
     return {
         "dataset": dataset,
-        "info": load_info(storage, dataset.id),
-        "status": status,
-        "from_environment": dataset.id in request.app.state.settings.dataset_uris,
+        "info": info,
+        "snapshot": snapshot.provenance(dataset.id),
+        "status": status if status is not None and status.shown_beside(info, source) else None,
+        "from_environment": source == ENVIRONMENT,
+        "error": error,
     }
 
 
-async def index(request: Request) -> Response:
-    cards = [card_context(request, d) for d in BUILTINS.values()]
-    return render(request, "datasets.html", "_dataset_cards.html", {"cards": cards})
+def cards(request: Request) -> list[dict]:
+    return [card_context(request, d) for d in BUILTINS.values()]
 
 
-async def card(request: Request) -> Response:
-    return render(
-        request, "dataset_card.html", "_dataset_card.html", card_context(request, _builtin(request))
-    )
+def _card(request: Request, dataset: Builtin, error: str = "", status_code: int = 200) -> Response:
+    context = card_context(request, dataset, error)
+    return render(request, "dataset_card.html", "_dataset_card.html", context, status_code=status_code)
 
 
-async def fetch(request: Request) -> Response:
-    """Start loading (or refreshing) a dataset in the background; answer with its card."""
+def index(request: Request) -> Response:
+    return render(request, "datasets.html", "_dataset_cards.html", {"cards": cards(request)})
+
+
+def card(request: Request) -> Response:
+    return _card(request, _builtin(request))
+
+
+def fetch(request: Request) -> Response:
+    """Start refreshing a dataset (archive, or its environment variable) in the background."""
     dataset = _builtin(request)
     state = request.app.state
-    if claim_fetch(state.storage, dataset.id) is not None:
-        loop = asyncio.get_running_loop()
-        loop.run_in_executor(state.background, run_fetch, dataset, state.settings, state.storage)
-    return render(request, "dataset_card.html", "_dataset_card.html", card_context(request, dataset))
+    if claim_fetch(state.storage, dataset.id, refresh_source(dataset, state.settings)) is not None:
+        state.background.submit(run_fetch, dataset, state.settings, state.storage)
+    return _card(request, dataset)
+
+
+async def ready(request: Request, dataset: Builtin) -> tuple[DatasetInfo | None, Response | None]:
+    """The dataset's info, reading its snapshot or environment variable first if need be (off
+    the event loop); None with the card's inline error answered if it cannot be read."""
+    state = request.app.state
+    try:
+        return await run_in_threadpool(ensure_builtin, dataset, state.settings, state.storage), None
+    except DataError as error:
+        response = await run_in_threadpool(_card, request, dataset, str(error), 400)
+        return None, response
 
 
 async def detail(request: Request) -> Response:
     dataset = _builtin(request)
-    storage = request.app.state.storage
-    info = load_info(storage, dataset.id)
+    info, problem = await ready(request, dataset)
     if info is None:
-        return render(request, "dataset_card.html", "_dataset_card.html", card_context(request, dataset))
+        return problem
     try:
         setup = dataset.setup(request.query_params.get("setup", dataset.default_setup.key))
     except DataError as error:
         raise HTTPException(400, str(error)) from None
-    advice = cached_advice(
-        storage, info, dataset.target, setup.mapping, dataset.group_column, dataset.known_columns
+    advice = await run_in_threadpool(
+        cached_advice,
+        request.app.state.storage,
+        info,
+        dataset.target,
+        setup.mapping,
+        dataset.group_column,
+        dataset.known_columns,
     )
     context = {
         "dataset": dataset,

@@ -87,9 +87,15 @@ def step_page(
     return render(request, f"step_{step}.html", f"_step_{step}.html", full, status_code=status_code)
 
 
-def go_to_step(request: Request, run_id: str, step: str) -> Response:
-    """After a form posts: htmx follows to the step (pushing its URL); a plain form redirects."""
+def go_to_step(request: Request, run_id: str, step: str, *, whole_page: bool = False) -> Response:
+    """After a form posts: htmx follows to the step (pushing its URL); a plain form redirects.
+
+    ``whole_page``: the form may sit on a page without the wizard (a dataset card on the
+    datasets page), so htmx loads the step as a whole page instead of swapping #wizard.
+    """
     url = path_for(request, f"step_{step}", run_id=run_id)
+    if is_htmx(request) and whole_page:
+        return Response(status_code=204, headers={"HX-Redirect": url})
     if is_htmx(request):
         location = json.dumps({"path": url, "target": "#wizard", "swap": "outerHTML"})
         return Response(status_code=204, headers={"HX-Location": location})

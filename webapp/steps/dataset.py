@@ -3,6 +3,7 @@
 import re
 import secrets
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,8 +13,8 @@ from shared.catalog import BUILTINS
 from shared.data import check_finite, read_table
 from shared.errors import DataError
 from shared.runs import create_run
-from shared.sources import describe, load_info, store_table
-from webapp.datasets import card_context
+from shared.sources import describe, store_table
+from webapp.datasets import cards, ready
 from webapp.htmx import render
 from webapp.uploads import UploadTooLarge, limited_request
 from webapp.wizard import go_to_step, load_run, step_page
@@ -22,12 +23,8 @@ from webapp.workspace import workspace_of
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
-def _cards(request: Request) -> list[dict]:
-    return [card_context(request, d) for d in BUILTINS.values()]
-
-
-async def start(request: Request) -> Response:
-    context = {"cards": _cards(request), "max_upload_mb": request.app.state.settings.max_upload_mb}
+def start(request: Request) -> Response:
+    context = {"cards": cards(request), "max_upload_mb": request.app.state.settings.max_upload_mb}
     return render(request, "start.html", "_start.html", context)
 
 
@@ -49,23 +46,30 @@ def _initial_spec(dataset_id: str) -> dict:
 
 
 async def choose(request: Request) -> Response:
-    """Start a run on a built-in dataset that has been loaded."""
+    """Start a run on a built-in dataset, from any page that shows its card; the dataset is read
+    from its snapshot (or environment variable) first if this storage has not seen it yet."""
     form = await request.form()
     builtin = BUILTINS.get(str(form.get("dataset", "")))
     if builtin is None:
         raise HTTPException(400, "Choose one of the built-in datasets.")
-    if load_info(request.app.state.storage, builtin.id) is None:
-        raise HTTPException(409, f"{builtin.name} is not loaded yet: press Load first.")
-    run_id = create_run(
-        request.app.state.results, workspace_of(request), builtin.id, builtin.name, _initial_spec(builtin.id)
+    info, problem = await ready(request, builtin)
+    if info is None:
+        return problem  # the card, with why the table could not be read; no run is created
+    run_id = await run_in_threadpool(
+        create_run,
+        request.app.state.results,
+        workspace_of(request),
+        builtin.id,
+        builtin.name,
+        _initial_spec(builtin.id),
     )
-    return go_to_step(request, run_id, "features")
+    return go_to_step(request, run_id, "features", whole_page=True)
 
 
 async def upload(request: Request) -> Response:
     """Stream an upload in (size-limited), read it, store it as Parquet, start a run on it."""
     settings = request.app.state.settings
-    context = {"cards": _cards(request), "max_upload_mb": settings.max_upload_mb}
+    context = {"cards": cards(request), "max_upload_mb": settings.max_upload_mb}
     form = None
     try:
         limited = limited_request(request, settings.max_upload_bytes, settings.max_upload_mb)
