@@ -34,11 +34,13 @@ chromium:
 
 # One pytest worker per core (each fitting with one OpenMP thread, see tests/conftest.py), whole
 # test files to a worker so their module fixtures (a trained model, a web app) are made once.
+# Tests whose timing is the point (marker solo) run after them, alone on the machine.
 PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile
 test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=15 -m "not solo" $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=5 -m solo
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
@@ -52,7 +54,7 @@ lock:
 	rm -rf $(VENV)-lock
 	$(PYTHON) -m venv $(VENV)-lock
 	$(VENV)-lock/bin/python -m pip install --quiet -r requirements/dev.in
-	{ sed -n '1,3p' $(LOCK); $(VENV)-lock/bin/python -m pip freeze; } > $(LOCK).new
+	$(VENV)-lock/bin/python requirements/lock.py > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(VENV)-lock
 

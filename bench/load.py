@@ -5,7 +5,7 @@ with the other scripts).
 
 What it does:
 
-1. Starts the app as `make run` would, with uvicorn's two workers and the embedded training
+1. Starts the app as `make run` would (one uvicorn process) with the embedded training
    worker, on a free port with a temporary STORAGE_URL (the same launcher as
    bench/web_latency.py).
 2. Runs N browser sessions at once, each with its own cookie jar and CSRF token. Each session
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from web_latency import app_env, model_form, uvicorn  # noqa: E402
+from web_latency import BARE, WEBAPP, app_env, model_form, serve  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
 CSRF = re.compile(r'"X-CSRF-Token": "([0-9a-f]{40})"')
@@ -192,9 +192,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mission-load-") as folder:
         work = Path(folder)
         (work / "bare_app.py").write_text(BARE_APP)
-        with uvicorn("bare_app:create_app", work, app_env(work / "bare"), work / "bare.log") as bare:
+        with serve(BARE, work, app_env(work / "bare"), work / "bare.log") as bare:
             baseline = asyncio.run(bare_baseline(bare.url, args.sessions, min(args.seconds, 10)))
-        with uvicorn("webapp.app:create_app", ROOT, app_env(work / "storage"), work / "app.log") as server:
+        with serve(WEBAPP, ROOT, app_env(work / "storage"), work / "app.log") as server:
             tally = Tally()
 
             async def drive() -> dict[str, int]:

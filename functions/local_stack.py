@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -46,6 +47,18 @@ def _wait(url: str, process, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
+def _port_near(preferred: int) -> int:
+    """`preferred` when it is free, else any free port: a busy neighbour must not stop the stack."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise SystemExit("no free port on 127.0.0.1")
+
+
 def _stop_like_ctrl_c(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -63,7 +76,7 @@ def main() -> None:
         """Interactive: every part logs to this terminal. A smoke run keeps its parts quiet."""
         return work / f"{name}.log" if args.smoke else None
 
-    gcs = Emulator(work / "gcs", args.port + 3)
+    gcs = Emulator(work / "gcs", _port_near(args.port + 3))
     processes = []
     try:
         gcs.start()
@@ -75,7 +88,7 @@ def main() -> None:
             "STORAGE_URL": f"gs://{BUCKET}/data",
             "RESULTS_URL": f"gs://{BUCKET}/results",
         }
-        ports = {"train": args.port + 1, "predict": args.port + 2}
+        ports = {"train": _port_near(args.port + 1), "predict": _port_near(args.port + 2)}
 
         def function(name: str, target: str) -> str:
             url = f"http://127.0.0.1:{ports[name]}/"

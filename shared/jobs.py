@@ -23,13 +23,22 @@ from shared import runs
 from shared.bundle import build_metadata, write_bundle
 from shared.catalog import BUILTINS
 from shared.columns import leakage_warnings
-from shared.errors import DataError, MissionError, ObjectNotFound, PreconditionFailed, SpecError
+from shared.errors import (
+    DataError,
+    InvalidKey,
+    MissionError,
+    ObjectNotFound,
+    PreconditionFailed,
+    SpecError,
+    StorageError,
+)
 from shared.evaluation import evaluate, train_final
 from shared.explain import summary as explanation_summary
 from shared.figures import evaluation_figures, shap_figure
 from shared.pipeline import with_threshold
 from shared.profile import IDENTIFIER, column_kinds
 from shared.runs import (
+    BATCH,
     EVALUATE,
     FAILED,
     QUEUED,
@@ -39,6 +48,7 @@ from shared.runs import (
     SVG_TYPE,
     JobRequest,
     Status,
+    batch_input_key,
     figure_name,
     job_key,
     read_status,
@@ -53,6 +63,7 @@ from shared.threads import compute_threads
 
 log = logging.getLogger(__name__)
 IMPORTANCE_REPEATS = 3
+BATCH_LINE_EVERY_S = 1.0
 UNEXPECTED = "Training failed unexpectedly; the log has the details. Restart the run to try again."
 
 
@@ -153,6 +164,8 @@ def run_job(run_id: str, mode: str, data: Storage, results: Storage, *, threads:
             text = _evaluate(spec, run_id, data, results, reporter, threads)
         elif mode == SEARCH:
             text = _search(spec, run_id, data, results, reporter, threads, request.options)
+        elif mode == BATCH:
+            text = _batch(run_id, data, results, reporter, threads, request.options)
         else:
             text = _final(spec, run_id, data, results, reporter, threads)
         reporter.finish(SUCCEEDED, text)
@@ -330,6 +343,48 @@ def _search(
     if best > defaults:
         return f"Done: best {metric} {best:.3f}, defaults {defaults:.3f}"
     return f"Done: no candidate beat the defaults ({metric} {defaults:.3f})"
+
+
+def _batch(
+    run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int, options: dict[str, Any]
+) -> str:
+    """Predict an uploaded CSV with the run's trained model; the output goes next to it."""
+    from shared.predict import load_model, predict_stored
+
+    token = options.get("token")
+    try:
+        source = batch_input_key(run_id, token)
+    except InvalidKey:
+        raise SpecError(f"token: {token!r} does not name an uploaded file") from None
+    bundle = load_model(results, run_id)
+    reporter.line("Reading the file and predicting", 0.02)
+    last = [time.monotonic()]
+
+    def progress(rows: int, share: float) -> None:
+        if time.monotonic() - last[0] >= BATCH_LINE_EVERY_S:
+            last[0] = time.monotonic()
+            reporter.line(f"Predicted {rows:,} rows", 0.02 + 0.93 * share)
+
+    try:
+        with compute_threads(threads or None):
+            output, rows = predict_stored(bundle, data, source, progress)
+    except Exception:
+        with contextlib.suppress(StorageError):
+            data.delete(source)  # a file that cannot be predicted is not kept
+        raise
+    record = {"token": token, "input": source, "output": output, "rows": rows}
+    try:
+        previous = json.loads(results.read_bytes(job_key(run_id, BATCH, "output.json")))
+    except ObjectNotFound:
+        previous = None
+    results.write_bytes(
+        job_key(run_id, BATCH, "output.json"), json.dumps(record).encode(), content_type="application/json"
+    )
+    if previous and previous.get("token") != token:  # the page offers the latest predictions only
+        for key in (previous["input"], previous["output"]):
+            with contextlib.suppress(StorageError):
+                data.delete(key)
+    return f"Done: {rows:,} rows predicted"
 
 
 def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, Any] | None:

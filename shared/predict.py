@@ -12,7 +12,7 @@ import io
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -32,6 +32,7 @@ MAX_EXPLAINED_ROWS = 20
 SNIFF_BYTES = 8192
 TOP_CONTRIBUTIONS = 8
 NUMERIC = "numeric"
+Progress = Callable[[int, float], None]  # rows done, share of the file read
 
 
 class ModelNotReady(MissionError):
@@ -206,11 +207,11 @@ def _header(source: BinaryIO) -> tuple[list[str], int]:
     raise DataError("the file is empty: no header row")
 
 
-def predict_csv(bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO) -> int:
-    """Stream a CSV (a seekable binary file) through the model into ``sink``; returns the row count.
-
-    Memory stays bounded: the file is read and written a chunk at a time.
-    """
+def check_csv_start(source: BinaryIO, features: list[str]) -> tuple[list[str], int]:
+    """What can be told from a CSV's first lines, cheaply, before predicting it: not binary, a
+    UTF-8 header with unique names that include every feature, and at least one data row.
+    Returns the column names and the count of leading '#' lines; the file is left at its start."""
+    source.seek(0)
     head = source.read(SNIFF_BYTES)
     source.seek(0)
     if not head.strip():
@@ -221,7 +222,28 @@ def predict_csv(bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO) -> int:
         raise DataError(
             "the header repeats column names: " + ", ".join(sorted({n for n in names if names.count(n) > 1}))
         )
-    _check_missing(names, bundle)
+    missing = [f for f in features if f not in set(names)]
+    if missing:
+        raise DataError(f"missing feature columns: {', '.join(missing)}")
+    for number, raw in enumerate(source):
+        if number > skipped and raw.strip():
+            break
+    else:
+        raise DataError("the file has a header but no data rows")
+    source.seek(0)
+    return names, skipped
+
+
+def predict_csv(
+    bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO, progress: Progress = lambda rows, share: None
+) -> int:
+    """Stream a CSV (a seekable binary file) through the model into ``sink``; returns the row count.
+
+    Memory stays bounded: the file is read and written a chunk at a time; ``progress(rows done,
+    share of the file read)`` is called after each chunk.
+    """
+    size = source.seek(0, 2) or 1
+    names, skipped = check_csv_start(source, bundle.features)
     types = bundle.metadata["feature_types"]
     keys = [k for k in bundle.metadata.get("key_columns", []) if k in names]
     wanted = list(dict.fromkeys([*keys, *bundle.features]))
@@ -243,6 +265,7 @@ def predict_csv(bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO) -> int:
                 writer = pacsv.CSVWriter(sink, table.schema)
             writer.write_table(table)
             rows += len(out)
+            progress(rows, min(1.0, source.tell() / size))
     except pa.ArrowInvalid as error:
         source.seek(0)
         raise _explain(error, source, bundle, skipped) from None
@@ -273,8 +296,11 @@ def output_key(key: str) -> str:
     return f"{key.removesuffix('.csv')}.predictions.csv"
 
 
-def predict_stored(bundle: LoadedBundle, data: Storage, key: str) -> str:
-    """Predict an uploaded CSV already in storage (``uploads/...``); returns the output's key."""
+def predict_stored(
+    bundle: LoadedBundle, data: Storage, key: str, progress: Progress = lambda rows, share: None
+) -> tuple[str, int]:
+    """Predict an uploaded CSV already in storage (``uploads/...``); returns the output's key and
+    the number of rows predicted."""
     if not key.startswith("uploads/"):
         raise DataError("only files under uploads/ can be predicted")
     with tempfile.TemporaryFile() as upload, tempfile.TemporaryFile() as output:
@@ -283,10 +309,10 @@ def predict_stored(bundle: LoadedBundle, data: Storage, key: str) -> str:
         except ObjectNotFound:
             raise DataError("the uploaded file is gone; upload it again") from None
         upload.seek(0)
-        predict_csv(bundle, upload, output)
+        rows = predict_csv(bundle, upload, output, progress)
         output.seek(0)
         data.upload_file(output_key(key), output, content_type="text/csv")
-    return output_key(key)
+    return output_key(key), rows
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -7,6 +7,7 @@ Layout under the results storage::
     runs/<run id>/<mode>/status.json        queued → running → succeeded | failed, with progress
     runs/<run id>/evaluate/metrics.json     evaluate outputs (and oof.parquet)
     runs/<run id>/final/bundle.zip          final outputs (and summary.json, candidates.csv)
+    runs/<run id>/batch/output.json         the last batch prediction: input, output, rows
 
 Writing a request is what starts a job: the storage-finalize event on ``request.json``
 triggers the train function in the cloud; locally the web app hands it to a worker.
@@ -38,7 +39,14 @@ from shared.storage import Storage
 EVALUATE = "evaluate"
 FINAL = "final"
 SEARCH = "search"
-MODES = (EVALUATE, FINAL, SEARCH)
+BATCH = "batch"  # predicting an uploaded CSV with the run's trained model
+MODES = (EVALUATE, FINAL, SEARCH, BATCH)
+TITLES = {
+    EVALUATE: "Evaluation",
+    FINAL: "Training on all data",
+    SEARCH: "Hyperparameter search",
+    BATCH: "Batch prediction",
+}
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 
 
@@ -57,7 +65,7 @@ def _stale_after_s(env: Mapping[str, str]) -> float:
 STALE_AFTER_S = _stale_after_s(os.environ)  # a job without a sign of life for this long is presumed dead
 HEARTBEAT_S = min(10.0, STALE_AFTER_S / 5)
 RUN_ID = re.compile(r"r[0-9a-f]{32}")
-REQUEST_NAME = re.compile(r"runs/(r[0-9a-f]{32})/(evaluate|final|search)/request\.json")
+REQUEST_NAME = re.compile(rf"runs/(r[0-9a-f]{{32}})/({'|'.join(MODES)})/request\.json")
 
 
 def new_run_id() -> str:
@@ -91,6 +99,17 @@ SVG_TYPE = "image/svg+xml"
 def figure_name(name: str) -> str:
     """A figure's object name within a job's folder (names come from shared.figures.TITLES)."""
     return f"figures/{name}.svg"
+
+
+BATCH_TOKEN = re.compile(r"[0-9a-f]{24}")  # names an uploaded file to predict: server-made
+
+
+def batch_input_key(run_id: str, token: object) -> str:
+    """Where an uploaded CSV to predict is stored, in the data storage; InvalidKey for anything
+    but a server-made token."""
+    if not isinstance(token, str) or not BATCH_TOKEN.fullmatch(token):
+        raise InvalidKey(f"not an upload token: {token!r}")
+    return f"uploads/{check_run_id(run_id)}/{token}.csv"
 
 
 def parse_request_name(name: str) -> tuple[str, str] | None:
@@ -308,9 +327,8 @@ def load_meta(storage: Storage, run_id: str) -> RunMeta:
 
 def workspace_runs(storage: Storage, workspace: str) -> list[str]:
     """The workspace's run ids, newest first."""
-    keys = storage.list(f"workspaces/{workspace}/runs/")
-    infos = [(storage.stat(key).generation, key.rsplit("/", 1)[1]) for key in keys]
-    return [run_id for _, run_id in sorted(infos, reverse=True)]
+    listed = storage.generations(f"workspaces/{workspace}/runs/")
+    return [key.rsplit("/", 1)[1] for key, _ in sorted(listed.items(), key=lambda kv: kv[1], reverse=True)]
 
 
 def update_spec(storage: Storage, run_id: str, change: Any) -> dict[str, Any]:

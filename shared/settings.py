@@ -27,7 +27,7 @@ class SettingsError(MissionError, ValueError):
 class Settings:
     mode: str = EMBEDDED
     storage_url: str = DEFAULT_STORAGE_URL
-    results_url: str = DEFAULT_STORAGE_URL
+    results_url: str = ""  # empty: the same as storage_url
     max_upload_mb: int = 50
     secret_key: str | None = None
     dataset_uris: Mapping[str, str] = field(default_factory=dict)
@@ -39,6 +39,11 @@ class Settings:
     train_url: str | None = None
     predict_url: str | None = None
     access_token: str | None = None  # a shared password for a public deployment (ACCESS_TOKEN)
+    web_threads: int = 40  # the web app's thread pool, where every storage call and page runs
+
+    def __post_init__(self) -> None:
+        if not self.results_url:  # runs live beside the data unless told otherwise
+            object.__setattr__(self, "results_url", self.storage_url)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -84,6 +89,7 @@ class Settings:
             train_url=get("TRAIN_URL"),
             predict_url=get("PREDICT_URL"),
             access_token=get("ACCESS_TOKEN", "APP_PASSWORD"),
+            web_threads=_positive_int(env, "WEB_THREADS", 40),
         )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -27,9 +28,10 @@ from typing import Any
 import pandas as pd
 
 from shared import snapshot
+from shared.cache import MEMO
 from shared.catalog import Builtin, KnownColumn
 from shared.columns import ColumnAdvice, advise_setup
-from shared.data import parquet_to_table, read_table, table_sha256, table_to_parquet
+from shared.data import check_finite, parquet_to_table, read_table, table_sha256, table_to_parquet
 from shared.errors import DataError, ObjectNotFound, PreconditionFailed, StorageError
 from shared.profile import ColumnProfile, profile_table
 from shared.settings import Settings
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 60
 MAX_DOWNLOAD_BYTES = 1024**3
 FETCH_STALE_S = 120  # a "running" fetch not updated for this long is presumed dead
+UPLOAD_PREFIX = "u"  # uploaded datasets' ids: "u" and 24 hex digits, made once per upload
 ADVICE_VERSION = 1  # bump when the advice rules change, so cached advice is recomputed
 Progress = Callable[[int, int | None], None]  # bytes so far, total if known
 
@@ -84,7 +87,12 @@ class DatasetInfo:
     source_key: str = ""  # which snapshot or URI the rows came from (a hash: URIs stay server-side)
 
     def profiles(self) -> list[ColumnProfile]:
-        return [ColumnProfile.from_dict(p) for p in self.profile]
+        """The column profiles, parsed once per info object (pages ask for them often)."""
+        parsed = self.__dict__.get("_profiles")
+        if parsed is None:
+            parsed = [ColumnProfile.from_dict(p) for p in self.profile]
+            object.__setattr__(self, "_profiles", parsed)  # a frozen dataclass: set once, here
+        return parsed
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=1).encode()
@@ -134,11 +142,45 @@ def store_table(storage: Storage, frame: pd.DataFrame, info: DatasetInfo) -> Non
     storage.write_bytes(info_key(info.id), info.to_json(), content_type="application/json")
 
 
+def ingest_upload(storage: Storage, data: bytes, name: str) -> DatasetInfo:
+    """An uploaded file read, checked and stored as a new dataset under a fresh id; DataError
+    (prefixed with the file's name) if it cannot be used, and then nothing is stored."""
+    frame = read_table(data, filename=name)
+    dataset_id = UPLOAD_PREFIX + secrets.token_hex(12)
+    try:
+        check_finite(frame)
+        info = describe(
+            frame, dataset_id=dataset_id, name=name, source="upload", source_label=name, target=None
+        )
+        # the table is serialised before anything is written: a refusal leaves nothing behind
+        store_table(storage, frame, info)
+    except DataError as error:
+        raise DataError(f"{name}: {error}") from error
+    return info
+
+
 def load_info(storage: Storage, dataset_id: str) -> DatasetInfo | None:
     try:
         return DatasetInfo.from_json(storage.read_bytes(info_key(dataset_id)))
     except ObjectNotFound:
         return None
+
+
+def cached_info(storage: Storage, dataset_id: str) -> DatasetInfo | None:
+    """``load_info``, parsed once per version: an upload's info is written once under a fresh id;
+    a built-in's is looked up by its generation (a refresh writes a new one)."""
+    if dataset_id.startswith(UPLOAD_PREFIX):
+        return MEMO.get(("info", storage.url, dataset_id), lambda: load_info(storage, dataset_id))
+    try:
+        generation = storage.stat(info_key(dataset_id)).generation
+    except ObjectNotFound:
+        return None
+
+    def load() -> DatasetInfo | None:
+        data, read = storage.read_with_generation(info_key(dataset_id))
+        return DatasetInfo.from_json(data) if read == generation else None  # changed meanwhile
+
+    return MEMO.get(("info", storage.url, dataset_id, generation), load) or load_info(storage, dataset_id)
 
 
 def load_table(storage: Storage, dataset_id: str) -> pd.DataFrame:
@@ -160,7 +202,7 @@ def current_info(storage: Storage, dataset: Builtin, settings: Settings) -> Data
     """The cached table's info, if it still comes from where this deployment reads the dataset:
     the environment variable's URI when one is set; otherwise a refresh from the archive or the
     snapshot this version of the project carries. None when the dataset must be (re)read."""
-    info = load_info(storage, dataset.id)
+    info = cached_info(storage, dataset.id)
     if info is None:
         return None
     uri = settings.dataset_uris.get(dataset.id)

@@ -30,6 +30,19 @@ def run(run_id: str, mode: str, storage_url: str, results_url: str, threads: int
     return status.state if status else "unknown"
 
 
+def ingest(storage_url: str, path: str, name: str) -> tuple[str, str]:
+    """An upload (a file the web app spooled to disk) read and stored as a dataset, in a process
+    of its own: parsing a large CSV holds its interpreter's lock for long stretches, which in the
+    web app's process would stall every request. Returns (dataset id, name); DataError if unusable."""
+    from pathlib import Path
+
+    from shared.sources import ingest_upload
+    from shared.storage import open_storage
+
+    info = ingest_upload(open_storage(storage_url), Path(path).read_bytes(), name)
+    return info.id, info.name
+
+
 def predict(
     run_id: str, results_url: str, rows: list[dict[str, Any]], explain: bool = False
 ) -> list[dict[str, Any]]:
@@ -41,12 +54,14 @@ def predict(
     return predict_rows(bundle, rows, explain=explain).to_dict("records")
 
 
-def predict_file(run_id: str, storage_url: str, results_url: str, key: str) -> str:
-    """Batch prediction of an uploaded CSV in storage; returns the output's key."""
-    from shared.predict import load_model, predict_stored
-    from shared.storage import open_storage
+WORKER_NICENESS = 10
 
-    return predict_stored(load_model(open_storage(results_url), run_id), open_storage(storage_url), key)
+
+def _worker_process(parent: int) -> None:
+    """In each worker process: end with the web app, and leave it the CPU when both want it (the
+    pages stay quick while a model trains on the same machine)."""
+    exit_with_parent(parent)
+    os.nice(WORKER_NICENESS)
 
 
 class LocalWorker:
@@ -69,7 +84,7 @@ class LocalWorker:
             if self._pool is None:
                 spawn = multiprocessing.get_context("spawn")
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=spawn, initializer=exit_with_parent, initargs=(os.getpid(),)
+                    max_workers=1, mp_context=spawn, initializer=_worker_process, initargs=(os.getpid(),)
                 )
                 self._closed = False
             return self._pool

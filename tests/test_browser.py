@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from shared.bundle import read_bundle
 from shared.predict import predict_frame
-from tests.browser import MAX_UPLOAD_MB
+from tests.browser import MAX_UPLOAD_MB, VIEWPORT, start_app, stop_app
 
 # htmx answers within milliseconds, but a loaded 2-core machine can take seconds
 expect.set_options(timeout=15_000)
@@ -91,6 +91,16 @@ def wait_for_job(page: Page, mode: str) -> None:
     page.wait_for_selector(ends, timeout=JOB_TIMEOUT_MS)
     job = page.get_by_test_id(f"job-{mode}")
     assert job.get_attribute("data-state") == "succeeded", job.inner_text()
+
+
+def train_and_download_bundle(page, run_id: str):
+    """Train on all data from the ship step and read the bundle the page offers."""
+    page.goto(f"/runs/{run_id}/ship")
+    page.get_by_role("button", name="Train on all data").click()
+    wait_for_job(page, "final")
+    with page.expect_download() as download:
+        page.get_by_test_id("final-summary").get_by_role("link", name="Download bundle (.zip)").click()
+    return read_bundle(Path(download.value.path()).read_bytes())
 
 
 def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
@@ -264,12 +274,7 @@ def test_each_mission_offline_from_dataset_to_bundle(page: Page, tmp_path, datas
     evaluate_quickly(page, run_id)
     roc_auc = float(page.get_by_test_id("metrics").locator("[data-metric=roc_auc]").inner_text())
     assert 0.6 < roc_auc < 1.0
-    page.goto(f"/runs/{run_id}/ship")
-    page.get_by_role("button", name="Train on all data").click()
-    wait_for_job(page, "final")
-    with page.expect_download() as download_info:
-        page.get_by_test_id("final-summary").get_by_role("link", name="Download bundle (.zip)").click()
-    bundle = read_bundle(Path(download_info.value.path()).read_bytes())
+    bundle = train_and_download_bundle(page, run_id)
     assert bundle.metadata["dataset"] == dataset and bundle.metadata["spec"]["group_column"] == group
     assert (
         bundle.metadata["data_source"]["source"] == "Snapshot of 2025-10-04 from the NASA Exoplanet Archive"
@@ -400,3 +405,54 @@ def test_search_threshold_and_model_card(page: Page, koi):
     expect(card).to_contain_text("grouped by kepid")
     expect(card).to_contain_text("Predicts PLANET when its probability is at least")
     expect(card).to_contain_text("Mission shift")
+
+
+@pytest.fixture(scope="module")
+def roomy_app(tmp_path_factory):
+    """A second app with room for a large batch file (the module's app caps uploads at 2 MB)."""
+    root = tmp_path_factory.mktemp("roomy-app")
+    (root / "storage").mkdir()
+    server = start_app(root / "storage", root, max_upload_mb=48)
+    try:
+        yield server
+    finally:
+        stop_app(server)
+
+
+def test_batch_prediction_is_a_job_that_survives_a_reload(browser, roomy_app, koi, tmp_path):
+    """A 35 MB batch: the page answers at once with the job's status, which keeps itself up to
+    date, survives a reload, and offers the predictions, which equal the bundle's own."""
+    context = browser.new_context(base_url=roomy_app.url, viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    try:
+        run_id = use_kepler(page, len(koi))
+        save_logistic_regression(page, run_id)
+        bundle = train_and_download_bundle(page, run_id)
+
+        rows = koi.sample(110_000, replace=True, random_state=3).reset_index(drop=True)
+        batch_path = tmp_path / "batch.csv"
+        rows.to_csv(batch_path, index=False)
+        assert batch_path.stat().st_size > 30 * 1024 * 1024
+        page.goto(f"/runs/{run_id}/predict")
+        page.locator("#batch-file").set_input_files(batch_path)
+        with page.expect_response(lambda r: r.url.endswith("/predict/batch")) as answered:
+            page.get_by_role("button", name="Predict file").click()
+        assert answered.value.status == 200
+        job = page.get_by_test_id("job-batch")
+        expect(job).to_have_attribute("data-state", re.compile("queued|running"))  # answered before it ran
+        expect(job).to_contain_text("Reading the file and predicting")
+        page.reload()  # leaving and coming back loses nothing
+        expect(page.get_by_test_id("job-batch")).to_be_visible()
+        wait_for_job(page, "batch")
+        expect(page.get_by_test_id("job-batch")).to_contain_text(f"Predicted {len(rows):,} rows")
+        with page.expect_download() as predictions_download:
+            page.get_by_test_id("predictions-link").click()
+        predictions = pd.read_csv(predictions_download.value.path())
+        expected = predict_frame(bundle, rows)
+        assert len(predictions) == len(rows)
+        assert predictions["prediction"].tolist() == expected["prediction"].tolist()
+        column = "probability_PLANET"
+        assert (predictions[column] - expected[column]).abs().max() < 1e-9
+    finally:
+        context.close()

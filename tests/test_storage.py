@@ -160,6 +160,23 @@ def test_missing_key_error_is_a_key_error_with_a_plain_message(storage):
     assert str(caught.value) == f"no object at {storage.uri('absent')}"
 
 
+def test_generations_list_every_key_with_its_current_generation(storage):
+    for key in ("runs/r1/spec.json", "runs/r1/evaluate/status.json", "runs/r2/spec.json"):
+        storage.write_bytes(key, b"{}")
+    listed = storage.generations("runs/r1/")
+    assert listed == {
+        key: storage.stat(key).generation for key in ("runs/r1/spec.json", "runs/r1/evaluate/status.json")
+    }
+    rewritten = storage.write_bytes("runs/r1/spec.json", b'{"a": 1}')
+    assert storage.generations("runs/r1/")["runs/r1/spec.json"] == rewritten != listed["runs/r1/spec.json"]
+    assert storage.generations("nothing/") == {}
+    wanted = ["runs/r1/spec.json", "runs/r1/evaluate/status.json", "runs/r1/final/status.json"]
+    assert storage.generations_of(wanted) == storage.generations("runs/r1/")  # the missing one left out
+    assert storage.generations_of(["runs/r2/spec.json"]) == {
+        "runs/r2/spec.json": storage.stat("runs/r2/spec.json").generation
+    }
+
+
 def test_list_with_prefixes(storage):
     keys = ["b", "ab", "a/c/e", "a/b", "a/c/d", "a/cx", "z/y/x/w"]
     for key in keys:

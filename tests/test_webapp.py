@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from shared.settings import Settings
@@ -61,3 +62,29 @@ def test_each_deployable_gets_only_what_it_needs():
         if "==" in line
     }
     assert _requirements("dev.in") <= pinned  # every direct requirement is locked
+
+
+def test_the_loop_watch_catches_a_handler_that_blocks():
+    """The watch that guards the wizard's tests (tests/loop_watch.py) does catch a blocking call."""
+    import time
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.loop_watch import BACKEND, LoopWatch
+
+    async def blocking(request):
+        time.sleep(0.08)  # what a storage call on the loop would do
+        return PlainTextResponse("done")
+
+    async def fine(request):
+        return PlainTextResponse("done")
+
+    watch = LoopWatch(Starlette(routes=[Route("/blocking", blocking), Route("/fine", fine)]))
+    client = TestClient(watch, backend_options=BACKEND)
+    assert client.get("/fine").status_code == 200
+    watch.check()
+    assert client.get("/blocking").status_code == 200
+    with pytest.raises(AssertionError, match=r"the event loop was held:\nExecuting .* took 0\.0[89]"):
+        watch.check()

@@ -18,6 +18,7 @@ from shared.runs import EVALUATE, FINAL, RUNNING, read_status, write_status
 from shared.settings import Settings
 from shared.sources import fetch_builtin
 from shared.storage import LocalStorage
+from tests.loop_watch import BACKEND, LoopWatch
 from tests.nasa import KOI_PATH
 from tests.web import browser
 
@@ -43,9 +44,15 @@ def app(tmp_path_factory):
         yield application
 
 
+@pytest.fixture(scope="module")
+def watch(app):
+    return LoopWatch(app)
+
+
 @pytest.fixture
-def client(app):
-    return browser(app)  # a fresh browser: its own workspace cookie and CSRF token
+def client(watch):
+    yield browser(watch, backend_options=BACKEND)  # a fresh browser: its own cookie and CSRF token
+    watch.check()  # no request of the test held the event loop for over 50 ms
 
 
 def _new_run(client) -> str:
@@ -270,14 +277,22 @@ def test_evaluate_ship_predict_end_to_end(client):
     batch = client.post(
         f"/runs/{run_id}/predict/batch", files={"file": ("rows.csv", body.encode(), "text/csv")}, headers=HX
     )
-    assert batch.status_code == 200, batch.text
-    link = re.search(r'href="(http://testserver)?([^"]+)"', batch.text).group(2)
+    assert batch.status_code == 200, batch.text  # a job: the request does not wait for it
+    assert batch.template.name == "_job_status.html" and 'hx-trigger="every 1s"' in batch.text
+    done = _follow(client, f"/runs/{run_id}/jobs/batch")
+    assert 'data-state="succeeded"' in done.text
+    link = re.search(r'href="([^"]+)" download\s+data-testid="predictions-link"', done.text).group(1)
     predictions = client.get(link).text.splitlines()
     assert len(predictions) == body.count("\n") + 1 and "prediction" in predictions[0]
+    assert f"Predicted {body.count(chr(10)):,} rows" in done.text
+    assert link in client.get(f"/runs/{run_id}/predict").text  # still offered after a reload
     missing = client.post(
         f"/runs/{run_id}/predict/batch", files={"file": ("x.csv", b"koi_period\n1\n", "text/csv")}, headers=HX
     )
+    # what the first lines tell is said at once, and the earlier predictions stay
     assert missing.status_code == 400 and "missing feature columns: koi_period_err1" in missing.text
+    assert 'data-state="succeeded"' in missing.text and link in missing.text
+    assert client.get(link).text.splitlines() == predictions
 
     history, _ = _pair(client, "/runs/", "history.html", "_history.html")
     assert run_id[:9] in history.text and "succeeded" in history.text

@@ -1,8 +1,10 @@
 """The Starlette application factory."""
 
+import gc
 import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,21 +13,24 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from shared.settings import CLOUD, Settings, SettingsError
 from shared.storage import LocalStorage, open_storage
+from shared.worker import LocalWorker
 from webapp import datasets, history, home, login, runs, threshold
 from webapp.dispatch import Dispatcher
+from webapp.endpoints import offloaded
 from webapp.failures import exception_handlers
 from webapp.logs import RequestLog
 from webapp.security import AccessGate, AccessPolicy, CSRFProtection, SecurityHeaders
+from webapp.session import WorkspaceSession
 from webapp.steps import dataset, evaluate, features, model, predict, ship
 from webapp.templating import ROOT
 
 MIN_SECRET_LENGTH = 32
+SWITCH_INTERVAL_S = 0.001
 # the original app's README examples, and the usual stand-ins
 PLACEHOLDER_SECRETS = {"change_me_in_production", "prod_secret", "changeme", "secret", "dev"}
 
@@ -69,7 +74,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # what start-up made (modules, templates) lives as long as the process: out of the garbage
+        # collector's way, so a collection (which pauses every thread) scans only what requests made
+        gc.freeze()
+        # the event loop's thread waits at most this long for the interpreter lock when pages are
+        # being rendered in the thread pool (the default, 5 ms per busy thread, let a health
+        # check wait over 100 ms behind a burst of page renders)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         yield
+        app.state.pool.shutdown(wait=False, cancel_futures=True)
+        app.state.ingest.shutdown()
         app.state.background.shutdown(wait=False, cancel_futures=True)
         app.state.dispatcher.shutdown()
 
@@ -82,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(RequestLog, as_json=settings.mode == CLOUD),
         Middleware(SecurityHeaders),
         Middleware(
-            SessionMiddleware,
+            WorkspaceSession,
             secret_key=secret,
             session_cookie="mission_session",
             same_site="lax",
@@ -93,24 +107,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(CSRFProtection, secret=secret),
     ]
     run_steps = [
+        *runs.routes,  # first: the job fragment every waiting browser asks for each second
         *dataset.routes,
         *features.routes,
         *model.routes,
         *evaluate.routes,
         *ship.routes,
         *predict.routes,
-        *runs.routes,
         *threshold.routes,
     ]
     app = Starlette(
-        routes=[
-            *home.routes,
-            *login.routes,
-            *dataset.start_routes,
-            Mount("/datasets", routes=datasets.routes),
-            Mount("/runs", routes=[*history.routes, Mount("/{run_id}", routes=run_steps)]),
-            Mount("/static", app=StaticFiles(directory=ROOT / "static"), name="static"),
-        ],
+        routes=offloaded(
+            [
+                *home.routes,
+                *login.routes,
+                *dataset.start_routes,
+                Mount("/datasets", routes=datasets.routes),
+                Mount("/runs", routes=[*history.routes, Mount("/{run_id}", routes=run_steps)]),
+                Mount("/static", app=StaticFiles(directory=ROOT / "static"), name="static"),
+            ]
+        ),
         middleware=middleware,
         exception_handlers=exception_handlers,
         lifespan=lifespan,
@@ -120,7 +136,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.access = access
     app.state.storage = open_storage(settings.storage_url)
     app.state.results = open_storage(settings.results_url)
-    app.state.dispatcher = Dispatcher(settings, app.state.storage.uri)
-    # dataset downloads: I/O-bound, kept off the event loop
+    app.state.dispatcher = Dispatcher(settings)
+    # every page and storage call runs in this pool: bounded, so a burst of requests queues for a
+    # thread instead of starting hundreds (see webapp.endpoints)
+    app.state.pool = ThreadPoolExecutor(max_workers=settings.web_threads, thread_name_prefix="web")
+    # uploads are parsed in a process of their own (see shared.worker.ingest)
+    app.state.ingest = LocalWorker()
+    # dataset downloads: long, kept apart from the pages' pool
     app.state.background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch")
     return app

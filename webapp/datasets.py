@@ -4,7 +4,6 @@ A built-in is ready from the snapshot the project carries (or its environment va
 first time it is used; "Refresh from the archive" downloads the current table in the background.
 """
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,11 +19,15 @@ from shared.sources import (
     claim_fetch,
     current_info,
     ensure_builtin,
+    fetch_key,
+    info_key,
     read_fetch_status,
     refresh_source,
     run_fetch,
 )
-from webapp.htmx import render
+from webapp.htmx import is_htmx, render
+from webapp.pages import generation_of, kept
+from webapp.workspace import workspace_of
 
 
 def _builtin(request: Request) -> Builtin:
@@ -53,13 +56,24 @@ def cards(request: Request) -> list[dict]:
     return [card_context(request, d) for d in BUILTINS.values()]
 
 
+def cards_version(request: Request) -> tuple[int, ...]:
+    """What the dataset cards show, as generations: each built-in's info and refresh status."""
+    storage = request.app.state.storage
+    return tuple(
+        generation_of(storage, key(d.id)) for d in BUILTINS.values() for key in (info_key, fetch_key)
+    )
+
+
 def _card(request: Request, dataset: Builtin, error: str = "", status_code: int = 200) -> Response:
     context = card_context(request, dataset, error)
     return render(request, "dataset_card.html", "_dataset_card.html", context, status_code=status_code)
 
 
 def index(request: Request) -> Response:
-    return render(request, "datasets.html", "_dataset_cards.html", {"cards": cards(request)})
+    def page() -> Response:
+        return render(request, "datasets.html", "_dataset_cards.html", {"cards": cards(request)})
+
+    return kept(("datasets", workspace_of(request), is_htmx(request), cards_version(request)), page)
 
 
 def card(request: Request) -> Response:
@@ -75,28 +89,26 @@ def fetch(request: Request) -> Response:
     return _card(request, dataset)
 
 
-async def ready(request: Request, dataset: Builtin) -> tuple[DatasetInfo | None, Response | None]:
-    """The dataset's info, reading its snapshot or environment variable first if need be (off
-    the event loop); None with the card's inline error answered if it cannot be read."""
+def ready(request: Request, dataset: Builtin) -> tuple[DatasetInfo | None, Response | None]:
+    """The dataset's info, reading its snapshot or environment variable first if need be; None
+    with the card's inline error answered if it cannot be read."""
     state = request.app.state
     try:
-        return await run_in_threadpool(ensure_builtin, dataset, state.settings, state.storage), None
+        return ensure_builtin(dataset, state.settings, state.storage), None
     except DataError as error:
-        response = await run_in_threadpool(_card, request, dataset, str(error), 400)
-        return None, response
+        return None, _card(request, dataset, str(error), 400)
 
 
-async def detail(request: Request) -> Response:
+def detail(request: Request) -> Response:
     dataset = _builtin(request)
-    info, problem = await ready(request, dataset)
+    info, problem = ready(request, dataset)
     if info is None:
         return problem
     try:
         setup = dataset.setup(request.query_params.get("setup", dataset.default_setup.key))
     except DataError as error:
         raise HTTPException(400, str(error)) from None
-    advice = await run_in_threadpool(
-        cached_advice,
+    advice = cached_advice(
         request.app.state.storage,
         info,
         dataset.target,

@@ -1,11 +1,14 @@
 """How the web app hands work to the compute side, per TRAIN_TRIGGER.
 
-- embedded: a worker process on this machine runs the job code (shared.worker);
-- http: POST to the train function (with a Google-signed ID token in cloud mode);
+- embedded: worker processes on this machine run the job code (shared.worker): one for jobs,
+  one for single-row predictions, so a prediction never waits behind a training job;
+- http: POST to the train function (batch prediction jobs to the predict function), with a
+  Google-signed ID token in cloud mode, from a background thread: no request waits for a job;
 - storage: nothing to do; writing the job request fired the bucket's finalize event.
 
-Single-row predictions go to the worker (embedded) or the predict function. The web app
-itself never imports scikit-learn.
+Single-row predictions go to the prediction worker (embedded) or the predict function. The web
+app itself never imports scikit-learn. Every call here blocks: endpoints call it from the thread
+pool, never from the event loop.
 """
 
 from __future__ import annotations
@@ -17,53 +20,46 @@ import urllib.request
 from typing import Any
 
 from shared import worker
-from shared.predict import output_key
+from shared.runs import BATCH
 from shared.settings import CLOUD, Settings
 
 log = logging.getLogger("webapp.dispatch")
 PREDICT_TIMEOUT_S = 60
-PREDICT_STORED_TIMEOUT_S = 600
+JOB_TIMEOUT_S = 3600
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, storage_uri: Any = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.storage_uri = storage_uri  # key -> URI in the data storage, for the predict function
-        self._worker = worker.LocalWorker() if settings.train_trigger == "embedded" else None
+        embedded = settings.train_trigger == "embedded"
+        self._jobs = worker.LocalWorker() if embedded else None
+        self._predictions = worker.LocalWorker() if embedded else None
 
     def start(self, run_id: str, mode: str) -> None:
-        if self._worker is not None:
-            s = self.settings
+        s = self.settings
+        if self._jobs is not None:
             # if the worker dies, the job is handed to a new one once: it runs if it was still
             # queued, and does nothing if it was running (its status then shows it stalled)
-            self._worker.submit(
+            self._jobs.submit(
                 worker.run, run_id, mode, s.storage_url, s.results_url, s.threads, resubmit_if_broken=True
             )
-        elif self.settings.train_trigger == "http":
-            # the function runs the job inside the request: wait for it off the event loop
+        elif s.train_trigger == "http":
+            # the function runs the job inside its request: that request is waited for by a
+            # background thread, never by a request of the web app
+            url = s.predict_url if mode == BATCH else s.train_url
             body = {"run_id": run_id, "mode": mode}
-            threading.Thread(
-                target=self._post, args=(self.settings.train_url, body, 3600), daemon=True
-            ).start()
+            threading.Thread(target=self._post, args=(url, body, JOB_TIMEOUT_S), daemon=True).start()
 
     def predict_rows(
         self, run_id: str, rows: list[dict[str, Any]], *, explain: bool = False
     ) -> list[dict[str, Any]]:
-        if self._worker is not None:
-            future = self._worker.submit(worker.predict, run_id, self.settings.results_url, rows, explain)
-            return future.result(timeout=PREDICT_TIMEOUT_S)
+        if self._predictions is not None:
+            results = self.settings.results_url
+            return self._predictions.submit(worker.predict, run_id, results, rows, explain).result(
+                timeout=PREDICT_TIMEOUT_S
+            )
         body = {"run_id": run_id, "rows": rows, "explain": explain}
         return self._post(self.settings.predict_url, body, PREDICT_TIMEOUT_S)
-
-    def predict_stored(self, run_id: str, key: str) -> str:
-        """Predict an uploaded CSV in the data storage; returns the output's key."""
-        s = self.settings
-        if self._worker is not None:
-            return self._worker.submit(worker.predict_file, run_id, s.storage_url, s.results_url, key).result(
-                timeout=PREDICT_STORED_TIMEOUT_S
-            )
-        self._post(s.predict_url, {"run_id": run_id, "uri": self.storage_uri(key)}, PREDICT_STORED_TIMEOUT_S)
-        return output_key(key)
 
     def _post(self, url: str | None, body: dict[str, Any], timeout: float) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -78,8 +74,9 @@ class Dispatcher:
             raise
 
     def shutdown(self) -> None:
-        if self._worker is not None:
-            self._worker.shutdown()
+        for pool in (self._jobs, self._predictions):
+            if pool is not None:
+                pool.shutdown()
 
 
 def _id_token(audience: str | None) -> str:

@@ -13,19 +13,19 @@ from shared.runs import (
     FINAL,
     check_run_id,
     job_key,
-    load_meta,
     load_spec,
     read_status,
     workspace_runs,
 )
-from webapp.htmx import render
+from webapp.htmx import is_htmx, render
+from webapp.pages import kept, run_version
 from webapp.plots import curve_plots
-from webapp.workspace import workspace_of
+from webapp.workspace import run_meta, workspace_of
 
 
 def _summary(request: Request, run_id: str) -> dict:
     results = request.app.state.results
-    meta, spec = load_meta(results, run_id), load_spec(results, run_id)
+    meta, spec = run_meta(results, run_id), load_spec(results, run_id)
     evaluate, _ = read_status(results, run_id, EVALUATE)
     final, _ = read_status(results, run_id, FINAL)
     metrics = None
@@ -42,12 +42,22 @@ def _summary(request: Request, run_id: str) -> dict:
     }
 
 
-async def history(request: Request) -> Response:
-    runs = [_summary(request, r) for r in workspace_runs(request.app.state.results, workspace_of(request))]
-    return render(request, "history.html", "_history.html", {"runs": runs})
+def history(request: Request) -> Response:
+    workspace = workspace_of(request)
+    run_ids = workspace_runs(request.app.state.results, workspace)
+
+    def page() -> Response:
+        runs = [_summary(request, r) for r in run_ids]
+        return render(request, "history.html", "_history.html", {"runs": runs})
+
+    results = request.app.state.results
+    versions = [(r, run_version(request, r, run_meta(results, r).dataset)) for r in run_ids]
+    if any(version is None for _, version in versions):
+        return page()
+    return kept(("history", workspace, is_htmx(request), tuple(versions)), page)
 
 
-async def compare(request: Request) -> Response:
+def compare(request: Request) -> Response:
     workspace = workspace_of(request)
     chosen = request.query_params.getlist("run")
     if len(chosen) < 2:

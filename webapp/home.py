@@ -8,7 +8,7 @@ from shared.params import FAMILIES
 from webapp.templating import templates
 
 
-async def home(request: Request) -> Response:
+def home(request: Request) -> Response:
     storage = request.app.state.storage
     context = {
         "families": FAMILIES.values(),

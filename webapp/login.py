@@ -12,7 +12,7 @@ from webapp.templating import templates
 FAILED_SIGN_IN_DELAY_S = 0.5  # slows guessing; the token itself should be long and random
 
 
-async def login_page(request: Request) -> Response:
+def login_page(request: Request) -> Response:
     context = {"next": safe_next(request.query_params.get("next")), "error": None}
     return templates.TemplateResponse(request, "login.html", context)
 

@@ -5,30 +5,37 @@ import json
 import zipfile
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from shared import model_card
+from shared.cache import MEMO
 from shared.errors import InvalidKey, ObjectNotFound, SpecError
 from shared.figures import TITLES as FIGURE_TITLES
 from shared.runs import (
+    BATCH,
     EVALUATE,
     FINAL,
     SEARCH,
     SUCCEEDED,
     SVG_TYPE,
     JobConflict,
+    Status,
     check_mode,
     figure_name,
     job_key,
     load_spec,
     read_status,
     request_job,
+    run_key,
 )
 from shared.spec import RunSpec
-from webapp.htmx import render
+from webapp.endpoints import form_endpoint
+from webapp.htmx import is_htmx, render
+from webapp.pages import kept, run_page, status_at
 from webapp.threshold import view as threshold_view
 from webapp.workspace import owned_run
 
@@ -40,16 +47,30 @@ def _mode(request: Request) -> str:
         raise HTTPException(404, "No such job.") from None
 
 
-def _output(request: Request, run_id: str, mode: str, name: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(request.app.state.results.read_bytes(job_key(run_id, mode, name)))
-    except ObjectNotFound:
-        return None
+def _output(request: Request, run_id: str, mode: str, name: str, attempt: int) -> dict[str, Any] | None:
+    """A finished job's output: written before the job's status said so, never changed under
+    its attempt number, so read and parsed once per process."""
+    results = request.app.state.results
+
+    def load() -> dict[str, Any] | None:
+        try:
+            return json.loads(results.read_bytes(job_key(run_id, mode, name)))
+        except ObjectNotFound:
+            return None
+
+    return MEMO.get(("output", results.url, run_id, mode, attempt, name), load)
 
 
-def job_context(request: Request, run_id: str, mode: str, problem: str = "") -> dict[str, Any]:
-    """Everything the status fragment shows: state, progress lines, and once done the results."""
-    status, _ = read_status(request.app.state.results, run_id, mode)
+def job_context(
+    request: Request,
+    run_id: str,
+    mode: str,
+    problem: str = "",
+    status: tuple[Status | None, int] | None = None,
+) -> dict[str, Any]:
+    """Everything the status fragment shows: state, progress lines, and once done the results.
+    ``status``: the job's status and generation, if the caller has just read them."""
+    status, _ = status or read_status(request.app.state.results, run_id, mode)
     polling = status is not None and not status.finished and not status.stale
     context: dict[str, Any] = {
         "run_id": run_id,
@@ -61,32 +82,66 @@ def job_context(request: Request, run_id: str, mode: str, problem: str = "") -> 
         "summary": None,
     }
     if status is not None and status.state == SUCCEEDED:
+        attempt = status.attempt
         if mode == EVALUATE:
-            context["metrics"] = _output(request, run_id, mode, "metrics.json")
+            context["metrics"] = _output(request, run_id, mode, "metrics.json", attempt)
             if context["metrics"] and context["metrics"].get("positive_class"):
                 context["threshold"] = threshold_view(request, run_id)
         elif mode == SEARCH:
-            context["leaderboard"] = _output(request, run_id, mode, "leaderboard.json")
+            context["leaderboard"] = _output(request, run_id, mode, "leaderboard.json", attempt)
+        elif mode == BATCH:
+            context["batch"] = _output(request, run_id, mode, "output.json", attempt)
         else:
-            context["summary"] = _output(request, run_id, mode, "summary.json")
+            context["summary"] = _output(request, run_id, mode, "summary.json", attempt)
             context["has_candidates"] = request.app.state.results.exists(
                 job_key(run_id, FINAL, "candidates.csv")
             )
     return context
 
 
-async def job_status(request: Request) -> Response:
+def job_status(request: Request) -> Response:
+    """The self-replacing status fragment. A waiting browser asks every second: while the job runs
+    this reads one object (its status); once it has finished the fragment is kept per status
+    generation (and, for an evaluation, per saved threshold, which it shows)."""
     run_id, _ = owned_run(request)
-    return render(request, "job.html", "_job_status.html", job_context(request, run_id, _mode(request)))
+    mode = _mode(request)
+    status_key, spec_key = job_key(run_id, mode, "status.json"), run_key(run_id, "spec.json")
+    generations = request.app.state.results.generations_of([status_key, spec_key])
+    generation = generations.get(status_key, 0)
+    status = status_at(request, run_id, mode, generation) if generation else None
+
+    def page() -> Response:
+        context = job_context(request, run_id, mode, status=(status, generation))
+        return render(request, "job.html", "_job_status.html", context)
+
+    if status is None or not status.finished:
+        return page()
+    spec = generations.get(spec_key, 0) if mode == EVALUATE else 0
+    return kept(("job", request.scope["path"], is_htmx(request), generation, spec), page)
+
+
+def batch_output(request: Request, run_id: str) -> dict[str, Any] | None:
+    """The run's last successful batch prediction: its token, the stored input and output, rows."""
+    try:
+        return json.loads(request.app.state.results.read_bytes(job_key(run_id, BATCH, "output.json")))
+    except ObjectNotFound:
+        return None
 
 
 def start(
-    request: Request, run_id: str, mode: str, *, restart: bool, options: dict | None = None
+    request: Request,
+    run_id: str,
+    mode: str,
+    *,
+    restart: bool,
+    options: dict | None = None,
+    spec: RunSpec | None = None,
 ) -> Response:
-    """Queue the job from the run's current spec and hand it to the compute side."""
+    """Queue the job (from the run's current spec unless given one) and hand it to the compute
+    side; answer with its status fragment at once."""
     results = request.app.state.results
     try:
-        spec = RunSpec.from_dict(load_spec(results, run_id))
+        spec = spec or RunSpec.from_dict(load_spec(results, run_id))
         request_job(results, run_id, mode, spec, restart=restart, options=options)
     except SpecError as error:
         context = job_context(request, run_id, mode, f"The run's settings are not complete: {error}")
@@ -98,15 +153,15 @@ def start(
     return render(request, "job.html", "_job_status.html", job_context(request, run_id, mode))
 
 
-async def start_job(request: Request) -> Response:
+@form_endpoint
+def start_job(request: Request, form: FormData) -> Response:
     """Start the job, or restart it when it failed or its worker died (or when asked to)."""
     run_id, _ = owned_run(request)
-    form = await request.form()
     return start(request, run_id, _mode(request), restart=form.get("restart") == "1")
 
 
 def _download(name: str, media_type: str):
-    async def download(request: Request) -> Response:
+    def download(request: Request) -> Response:
         run_id, _ = owned_run(request)
         try:
             data = request.app.state.results.read_bytes(job_key(run_id, FINAL, name))
@@ -126,7 +181,7 @@ FIGURE_HEADERS = {
 }
 
 
-async def figure(request: Request) -> Response:
+def figure(request: Request) -> Response:
     """A stored evaluation figure (or the final model's SHAP summary), by a name from a fixed list."""
     run_id, _ = owned_run(request)
     mode, name = request.path_params["mode"], request.path_params["name"]
@@ -139,7 +194,7 @@ async def figure(request: Request) -> Response:
     return Response(data, media_type=SVG_TYPE, headers=FIGURE_HEADERS)
 
 
-async def card(request: Request) -> Response:
+def card(request: Request) -> Response:
     """The model card of the run's trained model, as HTML (the bundle carries it as Markdown)."""
     run_id, _ = owned_run(request)
     try:
@@ -153,8 +208,8 @@ async def card(request: Request) -> Response:
 
 
 routes = [
-    Route("/card", card, name="model_card"),
-    Route("/figures/{mode}/{name}.svg", figure, name="figure"),
+    Route("/card", run_page(FINAL)(card), name="model_card"),
+    Route("/figures/{mode}/{name}.svg", run_page(EVALUATE, FINAL)(figure), name="figure"),
     Route("/jobs/{mode}", job_status, name="job_status"),
     Route("/jobs/{mode}", start_job, methods=["POST"], name="start_job"),
     Route("/bundle.zip", _download("bundle.zip", "application/zip"), name="bundle"),

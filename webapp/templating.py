@@ -10,6 +10,7 @@ from starlette.routing import Router
 from starlette.templating import Jinja2Templates
 
 from shared.figures import TITLES
+from shared.runs import TITLES as JOB_TITLES
 
 ROOT = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=ROOT / "templates")
@@ -45,6 +46,7 @@ def url_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
 templates.env.filters["code_spans"] = code_spans
 templates.env.globals["url_for"] = url_for
 templates.env.globals["figure_titles"] = TITLES
+templates.env.globals["job_titles"] = JOB_TITLES
 
 
 @pass_context

@@ -6,31 +6,44 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.cache import MEMO
 from shared.errors import ObjectNotFound
-from shared.runs import EVALUATE, job_key, load_spec, update_spec
+from shared.runs import EVALUATE, SUCCEEDED, job_key, load_spec, read_status, update_spec
 from shared.thresholds import at_threshold, best_f1, for_precision, for_recall
+from webapp.endpoints import form_endpoint
 from webapp.htmx import render
+from webapp.pages import run_page
 from webapp.workspace import owned_run
 
 
 def _oof(request: Request, run_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The finished evaluation's out-of-fold truth and scores for the positive class, and its
+    metrics: read once per evaluation attempt (they never change under it)."""
     results = request.app.state.results
-    try:
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
-        oof = pd.read_parquet(io.BytesIO(results.read_bytes(job_key(run_id, EVALUATE, "oof.parquet"))))
-    except ObjectNotFound:
+    status, _ = read_status(results, run_id, EVALUATE)
+    if status is None or status.state != SUCCEEDED:
         raise HTTPException(
             409, "Evaluate the run first: thresholds are tuned on its out-of-fold predictions."
-        ) from None
-    positive = metrics.get("positive_class")
-    if positive is None:
-        raise HTTPException(400, "Thresholds apply to two-class problems only.")
-    return (oof["true"] == positive).to_numpy(), oof[f"proba_{positive}"].to_numpy(), metrics
+        )
+
+    def load() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+        positive = metrics.get("positive_class")
+        if positive is None:
+            raise HTTPException(400, "Thresholds apply to two-class problems only.")
+        oof = pd.read_parquet(io.BytesIO(results.read_bytes(job_key(run_id, EVALUATE, "oof.parquet"))))
+        return (oof["true"] == positive).to_numpy(), oof[f"proba_{positive}"].to_numpy(), metrics
+
+    try:
+        return MEMO.get(("oof", results.url, run_id, status.attempt), load)
+    except ObjectNotFound:
+        raise HTTPException(409, "This run's evaluation has no out-of-fold predictions.") from None
 
 
 def view(request: Request, run_id: str, threshold: float | None = None, note: str = "") -> dict[str, Any]:
@@ -59,7 +72,8 @@ def _fraction(text: object, default: float) -> float:
     return value if str(text) else default
 
 
-async def move(request: Request) -> Response:
+@run_page(EVALUATE)
+def move(request: Request) -> Response:
     """GET: the confusion matrix and scores at a threshold, or at a preset's threshold."""
     run_id, _ = owned_run(request)
     params = request.query_params
@@ -83,10 +97,10 @@ async def move(request: Request) -> Response:
     return render(request, "job.html", "_threshold.html", view(request, run_id, threshold, note))
 
 
-async def save(request: Request) -> Response:
+@form_endpoint
+def save(request: Request, form: FormData) -> Response:
     """POST: keep this threshold for the run; final training and predictions use it."""
     run_id, _ = owned_run(request)
-    form = await request.form()
     threshold = _fraction(form.get("threshold", ""), 0.5)
     if not 0 < threshold < 1:
         raise HTTPException(400, "A threshold must lie strictly between 0 and 1.")

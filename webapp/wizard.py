@@ -9,8 +9,8 @@ from starlette.responses import RedirectResponse, Response
 
 from shared.catalog import BUILTINS, Builtin
 from shared.errors import SpecError
-from shared.runs import EVALUATE, FINAL, RunMeta, Status, load_spec, read_status
-from shared.sources import DatasetInfo, load_info
+from shared.runs import EVALUATE, FINAL, RunMeta, Status, load_meta, load_spec, read_status
+from shared.sources import DatasetInfo, cached_info
 from shared.spec import RunSpec
 from webapp.htmx import is_htmx, render
 from webapp.templating import path_for
@@ -43,14 +43,18 @@ class RunState:
             return None
 
 
-def load_run(request: Request) -> RunState:
-    run_id, meta = owned_run(request)
+def load_run(request: Request, run_id: str | None = None) -> RunState:
+    """The run named in the URL (owned by this browser), or ``run_id`` this request just made."""
+    if run_id is None:
+        run_id, meta = owned_run(request)
+    else:
+        meta = load_meta(request.app.state.results, run_id)
     results = request.app.state.results
     return RunState(
         run_id=run_id,
         meta=meta,
         spec=load_spec(results, run_id),
-        info=load_info(request.app.state.storage, meta.dataset),
+        info=cached_info(request.app.state.storage, meta.dataset),
         builtin=BUILTINS.get(meta.dataset),
         evaluate=read_status(results, run_id, EVALUATE)[0],
         final=read_status(results, run_id, FINAL)[0],

@@ -7,8 +7,10 @@ someone else's run, or for an id that is not one, is answered like a missing run
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from shared.cache import MEMO
 from shared.errors import InvalidKey, ObjectNotFound
 from shared.runs import WORKSPACE_ID, RunMeta, check_run_id, load_meta, new_workspace_id
+from shared.storage import Storage
 
 SESSION_KEY = "ws"
 
@@ -23,11 +25,16 @@ def workspace_of(request: Request) -> str:
     return workspace
 
 
+def run_meta(results: Storage, run_id: str) -> RunMeta:
+    """A run's meta: written once when the run is made, so read once per process."""
+    return MEMO.get(("meta", results.url, run_id), lambda: load_meta(results, run_id))
+
+
 def owned_run(request: Request) -> tuple[str, RunMeta]:
     """The run named in the URL, if it exists and belongs to this browser."""
     try:
         run_id = check_run_id(request.path_params["run_id"])
-        meta = load_meta(request.app.state.results, run_id)
+        meta = run_meta(request.app.state.results, run_id)
     except (InvalidKey, ObjectNotFound):
         raise HTTPException(404, "No such run.") from None
     if meta.workspace != workspace_of(request):

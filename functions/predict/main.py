@@ -5,7 +5,9 @@ Input, with the run named by `run_id` (query string, form field or JSON):
 - JSON {"run_id": ..., "rows": [{column: value, ...}, ...]}, with "explain": true for each
   row's top feature contributions (SHAP for tree models; at most 20 rows);
 - JSON {"run_id": ..., "uri": "gs://<data bucket>/uploads/..."} for a CSV already uploaded to
-  storage (requests are capped at 32 MiB): the output is written next to it and its URI returned.
+  storage (requests are capped at 32 MiB): the output is written next to it and its URI returned;
+- JSON {"run_id": ..., "mode": "batch"}: run the run's requested batch prediction job (the web
+  app's "Predict file"), reporting progress in its status, to its end.
 Output: CSV with the input's key columns, `prediction` and one `probability_<class>` per class.
 """
 
@@ -16,9 +18,9 @@ import tempfile
 import flask
 import functions_framework
 
-from shared.errors import DataError, InvalidKey
+from shared.errors import DataError, InvalidKey, ObjectNotFound
 from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows, predict_stored
-from shared.runs import check_run_id
+from shared.runs import BATCH, check_mode, check_run_id
 from shared.settings import Settings
 from shared.storage import open_storage, validate_key
 
@@ -55,6 +57,8 @@ def predict_http(request: flask.Request) -> flask.Response:
         return _error(405, "POST a CSV file, JSON rows or a storage URI with a run_id")
     body = request.get_json(silent=True) if request.is_json else None
     run_id = request.args.get("run_id") or request.form.get("run_id") or (body or {}).get("run_id")
+    if body is not None and "mode" in body:
+        return _run_job(run_id, body["mode"])
     try:
         bundle = load_model(RESULTS, check_run_id(run_id))
         if body is not None and "rows" in body:
@@ -91,6 +95,22 @@ def predict_http(request: flask.Request) -> flask.Response:
         return _error(400, str(error))
 
 
+def _run_job(run_id: object, mode: object) -> flask.Response:
+    try:
+        run_id, mode = check_run_id(run_id), check_mode(mode)
+    except InvalidKey as error:
+        return _error(400, str(error))
+    if mode != BATCH:
+        return _error(400, f"the predict function runs batch prediction jobs only, not {mode!r}")
+    from shared.jobs import run_job  # the job code loads scikit-learn: not at a cold start
+
+    try:
+        status = run_job(run_id, mode, DATA, RESULTS, threads=SETTINGS.threads)
+    except ObjectNotFound:
+        return _error(404, f"run {run_id} has no {mode} job request")
+    return flask.jsonify(run_id=run_id, mode=mode, state=status.state, message=status.message)
+
+
 def _predict_stored(bundle, uri: object) -> str:
     """A CSV in our own data storage under uploads/; the output goes next to it."""
     if not isinstance(uri, str) or not uri.startswith(STORAGE_BASE):
@@ -98,4 +118,4 @@ def _predict_stored(bundle, uri: object) -> str:
     key = validate_key(uri[len(STORAGE_BASE) :])
     if not key.startswith("uploads/"):
         raise DataError("uri must point into uploads/")
-    return DATA.uri(predict_stored(bundle, DATA, key))
+    return DATA.uri(predict_stored(bundle, DATA, key)[0])

@@ -95,6 +95,16 @@ class Storage(Protocol):
         """Keys under ``prefix``, sorted."""
         ...
 
+    def generations(self, prefix: str = "") -> dict[str, int]:
+        """Every key under ``prefix`` with its generation, in one listing (one request on GCS)."""
+        ...
+
+    def generations_of(self, keys: list[str]) -> dict[str, int]:
+        """The generations of those of ``keys`` that exist, as cheaply as the backend allows
+        (a look at each file locally; one listing of their common folder on GCS): what a page
+        depends on, without reading any of it."""
+        ...
+
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
         """Remove the object; ObjectNotFound if absent."""
         ...

@@ -11,6 +11,7 @@ would hang a page for two minutes), then raises StorageUnavailable.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -202,15 +203,28 @@ class GCSStorage:
             blob.delete(if_generation_match=if_generation_match, **self._call)
 
     def list(self, prefix: str = "") -> list[str]:
+        return sorted(self.generations(prefix))
+
+    def generations_of(self, keys: list[str]) -> dict[str, int]:
+        folder = posixpath.commonpath([key.rpartition("/")[0] for key in keys]) if keys else ""
+        listed = self.generations(f"{folder}/" if folder else "")
+        return {key: listed[key] for key in keys if key in listed}
+
+    def generations(self, prefix: str = "") -> dict[str, int]:
         validate_prefix(prefix)
         with self._errors("list", prefix):
-            names = [
-                blob.name
-                for blob in self._client.list_blobs(self._bucket, prefix=self._prefix + prefix, **self._call)
+            blobs = [
+                (blob.name, blob.generation)
+                for blob in self._client.list_blobs(
+                    self._bucket,
+                    prefix=self._prefix + prefix,
+                    fields="items(name,generation),nextPageToken",
+                    **self._call,
+                )
             ]
         start = len(self._prefix)
         # Skip what is not a key, such as the "folder/" placeholders the Cloud Console creates.
-        return sorted(name[start:] for name in names if _is_key(name[start:]))
+        return {name[start:]: int(generation) for name, generation in blobs if _is_key(name[start:])}
 
     # --- internals -------------------------------------------------------------------------
 

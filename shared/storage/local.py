@@ -42,6 +42,9 @@ _UNAVAILABLE_ERRNOS = frozenset(
 )  # fmt: skip
 
 
+RESOLVED_KEYS = 20_000  # resolved paths kept per storage (a few MB at most)
+
+
 class LocalStorage:
     """A folder on local disk (created if missing) holding one file per object."""
 
@@ -53,6 +56,7 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot create storage folder {self.url!r}: {exc.strerror or exc}") from exc
         self._root = path.resolve()
+        self._resolved: dict[str, Path] = {}
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -119,6 +123,24 @@ class LocalStorage:
                 raise self._failure(f"cannot delete {path.as_uri()}", exc) from exc
 
     def list(self, prefix: str = "") -> list[str]:
+        return sorted(self.generations(prefix))
+
+    def generations_of(self, keys: list[str]) -> dict[str, int]:
+        found = {}
+        for key in keys:
+            try:
+                st = os.stat(self._path(key))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise self._failure(f"cannot stat {key!r} in {self.url!r}", exc) from exc
+            if stat.S_ISREG(st.st_mode):
+                found[key] = st.st_mtime_ns
+        if not found:
+            self._check_root(f"cannot stat objects in {self.url!r}")
+        return found
+
+    def generations(self, prefix: str = "") -> dict[str, int]:
         validate_prefix(prefix)
         # Walk only the deepest folder the prefix names; a partial last segment filters below.
         folder = prefix if prefix.endswith("/") else prefix.rpartition("/")[0]
@@ -131,19 +153,33 @@ class LocalStorage:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise self._failure(f"cannot list {prefix!r} in {self.url!r}", exc) from exc
 
-        keys = []
-        for dirpath, dirnames, filenames in os.walk(base, onerror=failed):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel = Path(dirpath).relative_to(self._root).as_posix()
-            for name in filenames:
-                key = name if rel == "." else f"{rel}/{name}"
-                if key.startswith(prefix) and self._listable(key):
-                    keys.append(key)
-        return sorted(keys)
+        found: dict[str, int] = {}
+        # Links are never followed (the walk stays inside the root); hidden names are the
+        # temporary files of writes in progress.
+        folders = [(base, base.relative_to(self._root).as_posix())]
+        while folders:
+            folder, rel = folders.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                failed(exc)
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                key = entry.name if rel == "." else f"{rel}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((Path(entry.path), key))
+                elif entry.is_file(follow_symlinks=False) and key.startswith(prefix) and _is_key(key):
+                    found[key] = entry.stat(follow_symlinks=False).st_mtime_ns
+        return found
 
     # --- internals -------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
+        path = self._resolved.get(key)
+        if path is not None:
+            return path
         validate_key(key)
         try:
             path = (self._root / key).resolve()
@@ -151,6 +187,9 @@ class LocalStorage:
             raise InvalidKey(f"storage key {key!r} cannot be resolved under {self.url!r}: {exc}") from exc
         if not path.is_relative_to(self._root) or path == self._root:
             raise InvalidKey(f"storage key {key!r} resolves outside the storage root {self.url!r}")
+        if len(self._resolved) > RESOLVED_KEYS:
+            self._resolved.clear()
+        self._resolved[key] = path  # resolving walks every folder of the path: once per key
         return path
 
     @contextmanager
@@ -194,13 +233,6 @@ class LocalStorage:
         if not self._root.is_dir():
             return StorageUnavailable(f"{what}: the storage folder {self.url!r} is missing")
         return StorageError(f"{what}: {reason}")
-
-    def _listable(self, name: str) -> bool:
-        """Whether a file found while listing is an object (what ``exists`` would say)."""
-        try:
-            return self._stat_object(self._path(name)) is not None
-        except InvalidKey:
-            return False
 
     def _generation(self, path: Path) -> int:
         """The object's current generation, 0 when absent."""
@@ -293,3 +325,11 @@ def _mismatch(current: int, expected: int) -> str:
     if expected == 0:
         return f"it exists already (generation {current})"
     return f"its generation is {current}, not {expected}"
+
+
+def _is_key(name: str) -> bool:
+    try:
+        validate_key(name)
+    except InvalidKey:
+        return False
+    return True

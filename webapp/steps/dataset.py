@@ -1,31 +1,40 @@
 """Step 1: choose a built-in table or upload a CSV or Parquet file; see its column profile."""
 
 import re
-import secrets
+import shutil
+import tempfile
+from concurrent.futures.process import BrokenProcessPool
 
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared import worker
 from shared.catalog import BUILTINS
-from shared.data import check_finite, read_table
 from shared.errors import DataError
 from shared.runs import create_run
-from shared.sources import describe, store_table
-from webapp.datasets import cards, ready
-from webapp.htmx import render
+from webapp.datasets import cards, cards_version, ready
+from webapp.endpoints import form_endpoint, in_pool
+from webapp.htmx import is_htmx, render
+from webapp.pages import STEP_JOBS, kept, run_page
+from webapp.steps.features import fill_default_features
 from webapp.uploads import UploadTooLarge, limited_request
 from webapp.wizard import go_to_step, load_run, step_page
 from webapp.workspace import workspace_of
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+INGEST_TIMEOUT_S = 600
+READ_HERE_BYTES = 1024 * 1024  # larger uploads are parsed in a process of their own
 
 
 def start(request: Request) -> Response:
-    context = {"cards": cards(request), "max_upload_mb": request.app.state.settings.max_upload_mb}
-    return render(request, "start.html", "_start.html", context)
+    def page() -> Response:
+        context = {"cards": cards(request), "max_upload_mb": request.app.state.settings.max_upload_mb}
+        return render(request, "start.html", "_start.html", context)
+
+    return kept(("start", workspace_of(request), is_htmx(request), cards_version(request)), page)
 
 
 def _initial_spec(dataset_id: str) -> dict:
@@ -45,71 +54,82 @@ def _initial_spec(dataset_id: str) -> dict:
     }
 
 
-async def choose(request: Request) -> Response:
+@form_endpoint
+def choose(request: Request, form: FormData) -> Response:
     """Start a run on a built-in dataset, from any page that shows its card; the dataset is read
     from its snapshot (or environment variable) first if this storage has not seen it yet."""
-    form = await request.form()
     builtin = BUILTINS.get(str(form.get("dataset", "")))
     if builtin is None:
         raise HTTPException(400, "Choose one of the built-in datasets.")
-    info, problem = await ready(request, builtin)
+    info, problem = ready(request, builtin)
     if info is None:
         return problem  # the card, with why the table could not be read; no run is created
-    run_id = await run_in_threadpool(
-        create_run,
-        request.app.state.results,
-        workspace_of(request),
-        builtin.id,
-        builtin.name,
-        _initial_spec(builtin.id),
+    run_id = create_run(
+        request.app.state.results, workspace_of(request), builtin.id, builtin.name, _initial_spec(builtin.id)
     )
+    fill_default_features(request, load_run(request, run_id))
     return go_to_step(request, run_id, "features", whole_page=True)
 
 
 async def upload(request: Request) -> Response:
-    """Stream an upload in (size-limited), read it, store it as Parquet, start a run on it."""
+    """Stream an upload in (size-limited, on the event loop), then read it, store it as Parquet
+    and start a run on it in the thread pool."""
     settings = request.app.state.settings
-    context = {"cards": cards(request), "max_upload_mb": settings.max_upload_mb}
-    form = None
     try:
         limited = limited_request(request, settings.max_upload_bytes, settings.max_upload_mb)
-        form = await limited.form(max_files=1, max_fields=5)
+        async with limited.form(max_files=1, max_fields=5) as form:
+            return await in_pool(request, _store_upload, request, form)
+    except UploadTooLarge as error:
+        return await in_pool(request, _start_page, request, str(error), 413)
+
+
+def _start_page(request: Request, problem: str, status_code: int) -> Response:
+    context = {
+        "cards": cards(request),
+        "max_upload_mb": request.app.state.settings.max_upload_mb,
+        "upload_error": problem,
+    }
+    return render(request, "start.html", "_start.html", context, status_code=status_code)
+
+
+def _store_upload(request: Request, form: FormData) -> Response:
+    settings = request.app.state.settings
+    try:
         file = form.get("file")
         if file is None or not hasattr(file, "read") or not file.filename:
             raise DataError("Choose a CSV or Parquet file to upload.")
-        data = await file.read()
-        if len(data) > settings.max_upload_bytes:
-            raise UploadTooLarge(settings.max_upload_mb)
         name = SAFE_NAME.sub("_", file.filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:80] or "upload"
-        frame = read_table(data, filename=name)
-        dataset_id = "u" + secrets.token_hex(12)
-        try:
-            check_finite(frame)
-            info = describe(
-                frame, dataset_id=dataset_id, name=name, source="upload", source_label=name, target=None
-            )
-            # the table is serialised before anything is written: a refusal leaves nothing behind
-            store_table(request.app.state.storage, frame, info)
-        except DataError as error:
-            raise DataError(f"{name}: {error}") from error
+        with tempfile.NamedTemporaryFile(prefix="upload-") as spooled:
+            file.file.seek(0)
+            shutil.copyfileobj(file.file, spooled)
+            spooled.flush()
+            size = spooled.tell()
+            if size > settings.max_upload_bytes:
+                raise UploadTooLarge(settings.max_upload_mb)
+            if size <= READ_HERE_BYTES:  # parsed in a few milliseconds: not worth a process hop
+                dataset_id, name = worker.ingest(settings.storage_url, spooled.name, name)
+            else:
+                ingest = request.app.state.ingest.submit(
+                    worker.ingest, settings.storage_url, spooled.name, name
+                )
+                try:
+                    dataset_id, name = ingest.result(timeout=INGEST_TIMEOUT_S)
+                except BrokenProcessPool:
+                    raise DataError(
+                        f"{name}: the process reading it stopped (out of memory?); try a smaller file"
+                    ) from None
     except UploadTooLarge as error:
-        return render(
-            request, "start.html", "_start.html", {**context, "upload_error": str(error)}, status_code=413
-        )
+        return _start_page(request, str(error), 413)
     except DataError as error:
-        return render(
-            request, "start.html", "_start.html", {**context, "upload_error": str(error)}, status_code=400
-        )
-    finally:
-        if form is not None:
-            await form.close()
+        return _start_page(request, str(error), 400)
     run_id = create_run(
         request.app.state.results, workspace_of(request), dataset_id, name, _initial_spec(dataset_id)
     )
     return go_to_step(request, run_id, "dataset")
 
 
-async def dataset_step(request: Request) -> Response:
+@run_page(*STEP_JOBS)
+def dataset_step(request: Request) -> Response:
     state = load_run(request)
     return step_page(request, state, "dataset", {"profiles": state.info.profiles() if state.info else []})
 

@@ -1,6 +1,7 @@
 """Step 4: holdout or k folds, grouped by the dataset's group column by default; "Evaluate"
 starts the run's evaluate job and shows its self-replacing status, then the metrics."""
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -9,6 +10,8 @@ from shared.errors import SpecError
 from shared.profile import EMPTY
 from shared.runs import EVALUATE, update_spec
 from shared.spec import EvaluationPlan, RunSpec
+from webapp.endpoints import form_endpoint
+from webapp.pages import STEP_JOBS, run_page
 from webapp.runs import job_context, start
 from webapp.wizard import RunState, load_run, step_page
 
@@ -31,7 +34,8 @@ def _context(request: Request, state: RunState, problem: str = "") -> dict:
     }
 
 
-async def evaluate_step(request: Request) -> Response:
+@run_page(*STEP_JOBS)
+def evaluate_step(request: Request) -> Response:
     state = load_run(request)
     return step_page(request, state, "evaluate", _context(request, state))
 
@@ -64,10 +68,10 @@ def _check_columns(state: RunState, spec: RunSpec) -> None:
         raise SpecError(problems)
 
 
-async def start_evaluation(request: Request) -> Response:
+@form_endpoint
+def start_evaluation(request: Request, form: FormData) -> Response:
     """Save the evaluation plan, then (re)start the evaluate job."""
     state = load_run(request)
-    form = await request.form()
     method = str(form.get("method", "kfold"))
     plan = {
         "method": method,

@@ -1,5 +1,6 @@
 """Step 2: the target and its label setup, then the features (live search, select visible)."""
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,7 +11,9 @@ from shared.columns import ColumnAdvice, default_features
 from shared.profile import ColumnProfile
 from shared.runs import update_spec
 from shared.sources import cached_advice
+from webapp.endpoints import form_endpoint
 from webapp.htmx import is_htmx, render
+from webapp.pages import STEP_JOBS, run_page
 from webapp.wizard import RunState, go_to_step, load_run, step_page
 
 MAX_TARGET_CLASSES = 50
@@ -41,8 +44,9 @@ def _advice(request: Request, state: RunState) -> list[ColumnAdvice]:
     )
 
 
-def _with_defaults(request: Request, state: RunState) -> RunState:
-    """A new target leaves features unset (None): fill in the advised defaults once."""
+def fill_default_features(request: Request, state: RunState) -> RunState:
+    """A new target leaves features unset (None): the form that set it fills in the advised
+    defaults (a page that shows them never writes)."""
     if state.spec.get("target") and state.spec.get("features") is None:
         features = default_features(_advice(request, state))
         state.spec = update_spec(
@@ -58,7 +62,8 @@ def _matches(advice: ColumnAdvice, query: str) -> bool:
 def _list_context(request: Request, state: RunState, query: str) -> dict:
     advice = _advice(request, state) if state.spec.get("target") else []
     profiles = {p.name: p for p in state.info.profiles()}
-    selected = set(state.spec.get("features") or [])
+    features = state.spec.get("features")
+    selected = set(default_features(advice) if features is None else features)
     rows = [
         {"advice": a, "profile": profiles[a.name], "selected": a.name in selected}
         for a in advice
@@ -73,11 +78,10 @@ def _list_context(request: Request, state: RunState, query: str) -> dict:
     }
 
 
-async def features_step(request: Request) -> Response:
+def _features_page(request: Request) -> Response:
     state = load_run(request)
     if state.info is None:
         raise HTTPException(409, "This run's dataset is not available.")
-    state = _with_defaults(request, state)
     target = state.spec.get("target")
     profile = next((p for p in state.info.profiles() if p.name == target), None)
     context = {
@@ -110,11 +114,11 @@ def _not_a_target(state: RunState, target: str) -> str | None:
     return None
 
 
-async def choose_target(request: Request) -> Response:
+@form_endpoint
+def choose_target(request: Request, form: FormData) -> Response:
     state = load_run(request)
     if state.info is None:
         raise HTTPException(409, "This run's dataset is not available.")
-    form = await request.form()
     target = str(form.get("target", ""))
     problem = _not_a_target(state, target)
     if problem is not None:
@@ -137,9 +141,10 @@ async def choose_target(request: Request) -> Response:
         }
 
     state.spec = update_spec(request.app.state.results, state.run_id, change)
+    fill_default_features(request, state)
     if not is_htmx(request):
         return go_to_step(request, state.run_id, "features")
-    return await features_step(request)
+    return _features_page(request)
 
 
 def _list(request: Request, context: dict, status_code: int = 200) -> Response:
@@ -149,10 +154,14 @@ def _list(request: Request, context: dict, status_code: int = 200) -> Response:
     return render(request, "step_features.html", "_feature_list.html", context, status_code=status_code)
 
 
-async def feature_list(request: Request) -> Response:
+def feature_list(request: Request) -> Response:
+    """The list as the search narrows it (htmx); a plain request gets the whole step."""
+    return _feature_list(request) if is_htmx(request) else features_step(request)
+
+
+@run_page()  # shows the spec's features and the dataset's columns, no job
+def _feature_list(request: Request) -> Response:
     state = load_run(request)
-    if not is_htmx(request):
-        return await features_step(request)
     return _list(request, _list_context(request, state, request.query_params.get("q", "")))
 
 
@@ -161,10 +170,10 @@ def _require_target(state: RunState) -> None:
         raise HTTPException(409, "Choose the target first: the features are chosen for a target.")
 
 
-async def toggle(request: Request) -> Response:
+@form_endpoint
+def toggle(request: Request, form: FormData) -> Response:
     """Select or unselect one column; the target is refused here, whatever the browser sends."""
     state = load_run(request)
-    form = await request.form()
     column, on, query = str(form.get("column", "")), form.get("on") == "1", str(form.get("q", ""))
     _require_target(state)
     known = {a.name for a in _advice(request, state)}
@@ -185,10 +194,10 @@ async def toggle(request: Request) -> Response:
     )
 
 
-async def select_visible(request: Request) -> Response:
+@form_endpoint
+def select_visible(request: Request, form: FormData) -> Response:
     """Select or unselect every column the search shows (never the target)."""
     state = load_run(request)
-    form = await request.form()
     query, on = str(form.get("q", "")), form.get("on") == "1"
     _require_target(state)
     visible = [a.name for a in _advice(request, state) if _matches(a, query)]
@@ -203,6 +212,8 @@ async def select_visible(request: Request) -> Response:
     state.spec = update_spec(request.app.state.results, state.run_id, change)
     return _list(request, _list_context(request, state, query))
 
+
+features_step = run_page(*STEP_JOBS)(_features_page)
 
 routes = [
     Route("/features", features_step, name="step_features"),

@@ -4,6 +4,7 @@ inline as the researcher types; optional L1/L2 feature selection."""
 import json
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,7 +25,9 @@ from shared.params import (
 )
 from shared.runs import SEARCH, job_key, update_spec
 from shared.spec import CALIBRATION_METHODS
+from webapp.endpoints import form_endpoint
 from webapp.htmx import render
+from webapp.pages import STEP_JOBS, run_page
 from webapp.runs import job_context, start
 from webapp.wizard import RunState, go_to_step, load_run, step_page
 
@@ -66,14 +69,16 @@ def _form_context(
     }
 
 
-async def model_step(request: Request) -> Response:
+@run_page(*STEP_JOBS, SEARCH)
+def model_step(request: Request) -> Response:
     state = load_run(request)
     key = (state.spec.get("model") or {}).get("family", DEFAULT_FAMILY)
     context = {**_form_context(state, key), "search_job": job_context(request, state.run_id, SEARCH)}
     return step_page(request, state, "model", context)
 
 
-async def params_form(request: Request) -> Response:
+@run_page(*STEP_JOBS)
+def params_form(request: Request) -> Response:
     """The parameter form for another family (the family radio swaps it in)."""
     state = load_run(request)
     key = request.query_params.get("family", DEFAULT_FAMILY)
@@ -84,9 +89,9 @@ async def params_form(request: Request) -> Response:
     return render(request, "step_model.html", "_model_params.html", context)
 
 
-async def check_field(request: Request) -> Response:
+@form_endpoint
+def check_field(request: Request, form: FormData) -> Response:
     """Inline validation of one field as it is typed: an empty answer means it is fine."""
-    form = await request.form()
     name = str(form.get("field", ""))
     status_code = 200
     try:
@@ -110,9 +115,9 @@ async def check_field(request: Request) -> Response:
     return render(request, "step_model.html", "_field_error.html", context, status_code=status_code)
 
 
-async def save_model(request: Request) -> Response:
+@form_endpoint
+def save_model(request: Request, form: FormData) -> Response:
     state = load_run(request)
-    form = await request.form()
     key = str(form.get("family", DEFAULT_FAMILY))
     errors: dict[str, str] = {}
     try:
@@ -175,10 +180,10 @@ def _whole_number(text: object, low: int, high: int, name: str) -> int:
     return value
 
 
-async def start_search(request: Request) -> Response:
+@form_endpoint
+def start_search(request: Request, form: FormData) -> Response:
     """Search the chosen family's ranges with successive halving, as a job of the run."""
     state = load_run(request)
-    form = await request.form()
     options = {
         "candidates": _whole_number(form.get("candidates", "27"), 8, 200, "candidates"),
         "minutes": _whole_number(form.get("minutes", "10"), 1, 60, "minutes"),
@@ -186,7 +191,7 @@ async def start_search(request: Request) -> Response:
     return start(request, state.run_id, SEARCH, restart=True, options=options)
 
 
-async def use_best(request: Request) -> Response:
+def use_best(request: Request) -> Response:
     """Carry the search's winner into the run's model settings."""
     state = load_run(request)
     try:

@@ -3,15 +3,20 @@
 import json
 import secrets
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.errors import DataError, MissionError, ObjectNotFound, StorageUnavailable
-from shared.runs import FINAL, SUCCEEDED, job_key
+from shared.predict import check_csv_start
+from shared.runs import BATCH, FINAL, SUCCEEDED, batch_input_key, job_key
+from shared.spec import RunSpec
+from webapp.endpoints import form_endpoint, in_pool
 from webapp.htmx import render
-from webapp.templating import path_for
+from webapp.pages import STEP_JOBS, run_page
+from webapp.runs import batch_output, job_context, start
 from webapp.uploads import UploadTooLarge, limited_request
 from webapp.wizard import RunState, load_run, step_page
 
@@ -47,23 +52,25 @@ def _fields(state: RunState, spec: dict) -> list[dict]:
     return fields
 
 
-async def predict_step(request: Request) -> Response:
+@run_page(*STEP_JOBS, BATCH)
+def predict_step(request: Request) -> Response:
     state = load_run(request)
     spec = _trained_spec(request, state)
     context = {
         "trained": spec is not None,
         "fields": _fields(state, spec) if spec else [],
         "max_upload_mb": request.app.state.settings.max_upload_mb,
+        "batch_job": job_context(request, state.run_id, BATCH),
     }
     return step_page(request, state, "predict", context)
 
 
-async def predict_row(request: Request) -> Response:
+@form_endpoint
+def predict_row(request: Request, form: FormData) -> Response:
     state = load_run(request)
     spec = _trained_spec(request, state)
     if spec is None:
         raise HTTPException(409, "Train this run on all data first.")
-    form = await request.form()
     row = {name: str(form.get(name, "")).strip() or None for name in spec["features"]}
     try:
         result = request.app.state.dispatcher.predict_rows(state.run_id, [row], explain=True)[0]
@@ -96,54 +103,61 @@ def _shown_explanation(explanation: dict | None) -> dict | None:
 
 
 async def predict_batch(request: Request) -> Response:
-    """Store the uploaded CSV, predict it where the model lives, offer the output."""
-    state = load_run(request)
-    if _trained_spec(request, state) is None:
-        raise HTTPException(409, "Train this run on all data first.")
+    """Store the uploaded CSV (streamed in, size-limited) and request a batch prediction job for
+    it; answer at once with the job's self-replacing status. No request waits for the job."""
     settings = request.app.state.settings
-    form = None
     try:
-        form = await limited_request(request, settings.max_upload_bytes, settings.max_upload_mb).form(
-            max_files=1
-        )
-        file = form.get("file")
-        if file is None or not hasattr(file, "read") or not file.filename:
-            raise DataError("Choose a CSV file to predict.")
-        token = secrets.token_hex(TOKEN_LENGTH // 2)
-        key = f"uploads/{state.run_id}/{token}.csv"
-        request.app.state.storage.upload_file(key, file.file, content_type="text/csv")
-        request.app.state.dispatcher.predict_stored(state.run_id, key)
+        limited = limited_request(request, settings.max_upload_bytes, settings.max_upload_mb)
+        async with limited.form(max_files=1) as form:
+            return await in_pool(request, _store_and_request, request, form)
     except UploadTooLarge as error:
-        return render(
-            request, "step_predict.html", "_batch_result.html", {"error": str(error)}, status_code=413
-        )
-    except StorageUnavailable:
-        raise  # answered 503 by webapp.failures, not as a problem with the input
-    except MissionError as error:
-        return render(
-            request, "step_predict.html", "_batch_result.html", {"error": str(error)}, status_code=400
-        )
-    finally:
-        if form is not None:
-            await form.close()
-    url = path_for(request, "predictions", run_id=state.run_id, token=token)
-    return render(request, "step_predict.html", "_batch_result.html", {"download": url})
+        return await in_pool(request, _batch_problem, request, str(error), 413)
 
 
-async def predictions(request: Request) -> Response:
+def _store_and_request(request: Request, form: FormData) -> Response:
+    state = load_run(request)
+    trained = _trained_spec(request, state)
+    if trained is None:
+        raise HTTPException(409, "Train this run on all data first.")
+    file = form.get("file")
+    if file is None or not hasattr(file, "read") or not file.filename:
+        return _batch_problem(request, "Choose a CSV file to predict.", 400)
+    try:  # what the first lines can tell is said at once; a bad row later fails the job
+        check_csv_start(file.file, trained["features"])
+    except DataError as error:
+        return _batch_problem(request, str(error), 400)
+    token = secrets.token_hex(TOKEN_LENGTH // 2)
+    request.app.state.storage.upload_file(
+        batch_input_key(state.run_id, token), file.file, content_type="text/csv"
+    )
+    return start(
+        request, state.run_id, BATCH, restart=True, options={"token": token}, spec=RunSpec.from_dict(trained)
+    )
+
+
+def _batch_problem(request: Request, message: str, status_code: int) -> Response:
+    state = load_run(request)
+    context = job_context(request, state.run_id, BATCH, message)
+    return render(request, "job.html", "_job_status.html", context, status_code=status_code)
+
+
+def predictions(request: Request) -> Response:
+    """The predictions CSV of the run's last batch job (its token keeps an old link from
+    silently serving a newer file)."""
     state = load_run(request)
     token = request.path_params["token"]
-    if len(token) != TOKEN_LENGTH or not all(c in "0123456789abcdef" for c in token):
+    output = batch_output(request, state.run_id)
+    if output is None or output["token"] != token:
         raise HTTPException(404, "No such predictions file.")
     try:
-        data = request.app.state.storage.read_bytes(f"uploads/{state.run_id}/{token}.predictions.csv")
+        data = request.app.state.storage.read_bytes(output["output"])
     except ObjectNotFound:
         raise HTTPException(404, "No such predictions file.") from None
     headers = {"Content-Disposition": f'attachment; filename="predictions-{token[:8]}.csv"'}
     return Response(data, media_type="text/csv", headers=headers)
 
 
-async def template(request: Request) -> Response:
+def template(request: Request) -> Response:
     state = load_run(request)
     spec = _trained_spec(request, state) or state.spec
     header = ",".join(f'"{f}"' if "," in f else f for f in spec.get("features") or [])

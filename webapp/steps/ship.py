@@ -5,11 +5,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.runs import EVALUATE, FINAL, same_model
+from webapp.pages import STEP_JOBS, run_page
 from webapp.runs import job_context
 from webapp.wizard import load_run, step_page
 
 
-async def ship_step(request: Request) -> Response:
+@run_page(*STEP_JOBS)
+def ship_step(request: Request) -> Response:
     state = load_run(request)
     stale_evaluation = False
     if state.evaluate is not None and state.evaluate.finished:
