@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LOCK := requirements/lock.txt
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK)
 
-.PHONY: run test lint bench lock clean stack chromium screenshots
+.PHONY: run test lint bench lock clean stack chromium screenshots check-gcloud
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -69,3 +69,8 @@ stack: $(VENV)/.installed-test
 # docs/01-dataset.png ... docs/06-predict.png, driven through the real wizard in Chromium.
 screenshots: $(VENV)/.installed-test chromium
 	$(BIN)/python docs/screenshots.py
+
+# Every gcloud command and flag in cloudbuild.yaml and docs/deploy.md, against the installed
+# Google Cloud SDK's reference (needs gcloud; no account or network).
+check-gcloud: $(VENV)/.installed-test
+	$(BIN)/python docs/check_gcloud.py

@@ -49,3 +49,16 @@ class StorageUnavailable(StorageError):
 
 class CorruptObject(StorageError, ValueError):
     """A stored object is not what it should be (a truncated or otherwise unreadable document)."""
+
+
+class FunctionRefused(MissionError):
+    """A function answered 4xx: the request was wrong, and its message says how."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FunctionUnavailable(MissionError):
+    """A function could not be reached, failed (5xx) or did not answer in time: trying again later
+    may succeed."""

@@ -56,6 +56,7 @@ from shared.runs import (
     write_status,
 )
 from shared.scoring import score_rows, to_csv_bytes
+from shared.settings import SEARCH_RESERVE_S
 from shared.sources import DatasetInfo, cached_advice, load_info, load_table
 from shared.spec import RunSpec
 from shared.storage import Storage
@@ -144,8 +145,12 @@ def claim(storage: Storage, run_id: str, mode: str, attempt: int) -> tuple[Statu
         return None
 
 
-def run_job(run_id: str, mode: str, data: Storage, results: Storage, *, threads: int = 0) -> Status:
+def run_job(
+    run_id: str, mode: str, data: Storage, results: Storage, *, threads: int = 0, time_limit_s: int = 0
+) -> Status:
     """Run one requested job to its end; returns the final (or, for a duplicate, current) status.
+    ``time_limit_s``: the platform stops this process after that long (a function's timeout):
+    a search's budget is cut to end well before it.
 
     ObjectNotFound if the job was never requested.
     """
@@ -163,7 +168,8 @@ def run_job(run_id: str, mode: str, data: Storage, results: Storage, *, threads:
         if mode == EVALUATE:
             text = _evaluate(spec, run_id, data, results, reporter, threads)
         elif mode == SEARCH:
-            text = _search(spec, run_id, data, results, reporter, threads, request.options)
+            options = _fit_budget(request.options, time_limit_s, reporter)
+            text = _search(spec, run_id, data, results, reporter, threads, options)
         elif mode == BATCH:
             text = _batch(run_id, data, results, reporter, threads, request.options)
         else:
@@ -305,6 +311,21 @@ def _final(
 
 SEARCH_CANDIDATES = (8, 200)
 SEARCH_MINUTES = (1, 60)
+
+
+def _fit_budget(options: dict[str, Any], time_limit_s: int, reporter: Reporter) -> dict[str, Any]:
+    """The search's options with its budget cut to end within this process's time limit (the web
+    app already bounds it; this guards a request written by anything else)."""
+    minutes = options.get("minutes", 10)
+    if not time_limit_s or not isinstance(minutes, int | float):
+        return options
+    most = max(1, (time_limit_s - SEARCH_RESERVE_S) // 60)
+    if minutes <= most:
+        return options
+    reporter.line(
+        f"Time budget cut from {minutes:g} to {most} minutes: this function stops after {time_limit_s} s"
+    )
+    return {**options, "minutes": most}
 
 
 def _search(

@@ -65,7 +65,7 @@ def _stale_after_s(env: Mapping[str, str]) -> float:
 STALE_AFTER_S = _stale_after_s(os.environ)  # a job without a sign of life for this long is presumed dead
 HEARTBEAT_S = min(10.0, STALE_AFTER_S / 5)
 RUN_ID = re.compile(r"r[0-9a-f]{32}")
-REQUEST_NAME = re.compile(rf"runs/(r[0-9a-f]{{32}})/({'|'.join(MODES)})/request\.json")
+TICKET_NAME = re.compile(rf"(r[0-9a-f]{{32}})/({'|'.join(MODES)})/([1-9][0-9]{{0,5}})\.json")
 
 
 def new_run_id() -> str:
@@ -112,9 +112,15 @@ def batch_input_key(run_id: str, token: object) -> str:
     return f"uploads/{check_run_id(run_id)}/{token}.csv"
 
 
-def parse_request_name(name: str) -> tuple[str, str] | None:
-    """(run id, mode) if an object name is a job request, else None (events for other objects)."""
-    match = REQUEST_NAME.fullmatch(name)
+def ticket_key(run_id: str, mode: str, attempt: int) -> str:
+    """A job's ticket in the jobs bucket (TRAIN_TRIGGER=storage): writing it is what starts the
+    job, as that bucket's finalize event invokes the train function. One object per attempt."""
+    return f"{check_run_id(run_id)}/{check_mode(mode)}/{int(attempt)}.json"
+
+
+def parse_ticket_name(name: str) -> tuple[str, str] | None:
+    """(run id, mode) if an object name is a job ticket, else None."""
+    match = TICKET_NAME.fullmatch(name)
     return (match.group(1), match.group(2)) if match else None
 
 
@@ -273,6 +279,20 @@ def request_job(
         job_key(run_id, mode, "request.json"), request.to_json(), content_type="application/json"
     )
     return request
+
+
+def fail_unclaimed(storage: Storage, run_id: str, mode: str, attempt: int, message: str) -> bool:
+    """Mark a job failed with ``message`` if it is still queued at ``attempt``: nothing took it
+    (its function refused it or could not be called). False when a worker got to it first."""
+    status, generation = read_status(storage, run_id, mode)
+    if status is None or status.state != QUEUED or status.attempt != attempt:
+        return False
+    failed = replace(status.with_line("Failed"), state=FAILED, message=message)
+    try:
+        write_status(storage, run_id, mode, failed, generation)
+    except PreconditionFailed:
+        return False
+    return True
 
 
 def read_request(storage: Storage, run_id: str, mode: str) -> JobRequest:

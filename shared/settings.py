@@ -17,6 +17,15 @@ EMBEDDED = "embedded"
 CLOUD = "cloud"
 DEFAULT_STORAGE_URL = "var/storage"
 DEFAULT_ARCHIVE_TAP_URL = "https://exoplanetarchive.ipac.caltech.edu/TAP/sync"
+# Google's caps on one invocation of a 2nd-gen function: an event-driven one is stopped after
+# 540 s, an HTTP one after 3,600 s (cloudbuild.yaml deploys each with its cap as --timeout)
+EVENT_FUNCTION_LIMIT_S = 540
+HTTP_FUNCTION_LIMIT_S = 3600
+SEARCH_RESERVE_S = 120  # what a search job spends around its time budget: loading, storing
+# Cloud Run refuses an HTTP/1 request over 32 MiB before it reaches the app: an upload's file
+# must leave room for the form around it
+CLOUD_REQUEST_CAP_MB = 32
+CLOUD_MAX_UPLOAD_MB = CLOUD_REQUEST_CAP_MB - 1
 
 
 class SettingsError(MissionError, ValueError):
@@ -29,6 +38,7 @@ class Settings:
     storage_url: str = DEFAULT_STORAGE_URL
     results_url: str = ""  # empty: the same as storage_url
     max_upload_mb: int = 50
+    max_import_mb: int = 200  # a table already in storage under imports/ (no request cap applies)
     secret_key: str | None = None
     dataset_uris: Mapping[str, str] = field(default_factory=dict)
     archive_tap_url: str = DEFAULT_ARCHIVE_TAP_URL
@@ -40,6 +50,8 @@ class Settings:
     predict_url: str | None = None
     access_token: str | None = None  # a shared password for a public deployment (ACCESS_TOKEN)
     web_threads: int = 40  # the web app's thread pool, where every storage call and page runs
+    jobs_url: str | None = None  # TRAIN_TRIGGER=storage: a bucket of its own for job tickets
+    job_timeout_s: int = 0  # in a function: its --timeout, which a job must end within (0: none)
 
     def __post_init__(self) -> None:
         if not self.results_url:  # runs live beside the data unless told otherwise
@@ -63,12 +75,20 @@ class Settings:
         mode = get("APP_MODE") or EMBEDDED
         if mode not in (EMBEDDED, CLOUD):
             raise SettingsError(f"APP_MODE={mode!r}: expected {EMBEDDED!r} or {CLOUD!r}")
+        max_upload_mb = _positive_int(env, "MAX_UPLOAD_MB", CLOUD_MAX_UPLOAD_MB if mode == CLOUD else 50)
+        if mode == CLOUD and max_upload_mb > CLOUD_MAX_UPLOAD_MB:
+            raise SettingsError(
+                f"MAX_UPLOAD_MB={max_upload_mb}: Cloud Run refuses requests over {CLOUD_REQUEST_CAP_MB} MiB "
+                f"before they reach the app; use at most {CLOUD_MAX_UPLOAD_MB} (bigger tables are "
+                "imported from the bucket's imports/ folder, see docs/deploy.md)"
+            )
         storage_url = (
             get("STORAGE_URL") or _bucket_url(get("GCS_BUCKET")) or get("UPLOAD_DIR") or DEFAULT_STORAGE_URL
         )
         results_url = (
             get("RESULTS_URL") or _bucket_url(get("RESULTS_BUCKET")) or get("MODEL_DIR") or storage_url
         )
+        trigger = _train_trigger(get("TRAIN_TRIGGER"), mode, get("TRAIN_URL"))
         uris = {
             key: value
             for key, var in (("kepler", "KEPLER_URI"), ("k2", "K2_URI"), ("tess", "TESS_URI"))
@@ -78,19 +98,45 @@ class Settings:
             mode=mode,
             storage_url=storage_url,
             results_url=results_url,
-            max_upload_mb=_positive_int(env, "MAX_UPLOAD_MB", 50),
+            max_upload_mb=max_upload_mb,
+            max_import_mb=_positive_int(env, "MAX_IMPORT_MB", 200),
             secret_key=get("SECRET_KEY", "FLASK_SECRET_KEY"),
             dataset_uris=uris,
             archive_tap_url=get("ARCHIVE_TAP_URL") or DEFAULT_ARCHIVE_TAP_URL,
             host=get("HOST") or "127.0.0.1",
             port=_positive_int(env, "PORT", 8000),
             threads=_positive_int(env, "COMPUTE_THREADS", 0, allow_zero=True),
-            train_trigger=_train_trigger(get("TRAIN_TRIGGER"), mode, get("TRAIN_URL")),
+            train_trigger=trigger,
             train_url=get("TRAIN_URL"),
             predict_url=get("PREDICT_URL"),
             access_token=get("ACCESS_TOKEN", "APP_PASSWORD"),
             web_threads=_positive_int(env, "WEB_THREADS", 40),
+            jobs_url=_jobs_url(get("JOBS_URL"), storage_url, results_url),
+            job_timeout_s=_positive_int(env, "JOB_TIMEOUT_S", 0, allow_zero=True),
         )
+
+    @property
+    def search_minutes_max(self) -> int:
+        """The longest search budget this deployment can finish: a job started by a storage
+        event must end within the event function's cap (with time to load the data and store
+        the leaderboard), unless long jobs can go to the HTTP function."""
+        if self.train_trigger == "storage" and not self.train_url:
+            return (EVENT_FUNCTION_LIMIT_S - SEARCH_RESERVE_S) // 60
+        if self.train_trigger in ("storage", "http"):
+            return min(60, (HTTP_FUNCTION_LIMIT_S - SEARCH_RESERVE_S) // 60)
+        return 60
+
+    @property
+    def search_minutes_reason(self) -> str:
+        """Why searches are bounded by less than an hour here (empty when they are not)."""
+        if self.search_minutes_max >= 60:
+            return ""
+        if self.train_trigger == "storage" and not self.train_url:
+            return (
+                f"jobs here start from a storage event, and Google stops such a function after "
+                f"{EVENT_FUNCTION_LIMIT_S} s; with TRAIN_URL set, longer searches go to the HTTP function"
+            )
+        return f"Google stops an HTTP function after {HTTP_FUNCTION_LIMIT_S} s"
 
 
 def _train_trigger(value: str | None, mode: str, train_url: str | None) -> str:
@@ -102,6 +148,25 @@ def _train_trigger(value: str | None, mode: str, train_url: str | None) -> str:
     if trigger == "http" and not train_url:
         raise SettingsError("TRAIN_TRIGGER=http needs TRAIN_URL, the train function's address")
     return trigger
+
+
+def _jobs_url(value: str | None, storage_url: str, results_url: str) -> str | None:
+    """A storage trigger fires for every object written to its bucket: job tickets get a bucket of
+    their own, so status heartbeats, outputs and uploads start nothing (the web app refuses
+    TRAIN_TRIGGER=storage without one)."""
+    if value is None:
+        return None
+    bucket = _bucket_name(value)
+    if bucket is not None and bucket in (_bucket_name(storage_url), _bucket_name(results_url)):
+        raise SettingsError(
+            f"JOBS_URL={value}: must be a bucket of its own, not the data or results bucket: "
+            "its trigger would fire for every status update and output"
+        )
+    return value
+
+
+def _bucket_name(url: str) -> str | None:
+    return url.removeprefix("gs://").split("/", 1)[0] if url.startswith("gs://") else None
 
 
 def _bucket_url(value: str | None) -> str | None:

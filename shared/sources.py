@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 import urllib.error
@@ -157,6 +158,45 @@ def ingest_upload(storage: Storage, data: bytes, name: str) -> DatasetInfo:
     except DataError as error:
         raise DataError(f"{name}: {error}") from error
     return info
+
+
+IMPORTS_PREFIX = "imports/"
+IMPORT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+
+
+def imports_location(storage: Storage) -> str:
+    """Where a user copies a big table to import it: gs://bucket/prefix/imports/ or a folder path."""
+    uri = storage.uri(IMPORTS_PREFIX + "_")[:-1]
+    return urllib.parse.unquote(uri.removeprefix("file://")) if uri.startswith("file://") else uri
+
+
+def import_key(name: object) -> str:
+    """The storage key of a table a user copied into imports/ (too big to upload through a
+    request); DataError naming the problem for anything but a plain file name."""
+    text = str(name or "").strip()
+    if not text:
+        raise DataError("Give the name of a file you copied into imports/, like koi.csv.")
+    if not IMPORT_NAME.fullmatch(text) or ".." in text:
+        raise DataError(
+            f"{text[:80]!r} is not a file name in imports/: use letters, digits, '.', '_' and '-', "
+            "no spaces or folders"
+        )
+    return IMPORTS_PREFIX + text
+
+
+def ingest_stored(storage: Storage, name: str, max_bytes: int) -> DatasetInfo:
+    """A table copied into imports/ read, checked and stored as a new dataset (the original stays)."""
+    key = import_key(name)
+    try:
+        size = storage.stat(key).size
+    except ObjectNotFound:
+        raise DataError(f"There is no {name} in {imports_location(storage)}: copy it there first.") from None
+    if size > max_bytes:
+        raise DataError(
+            f"{name} is {size / 2**20:.0f} MB, more than the {max_bytes // 2**20} MB import limit "
+            "(MAX_IMPORT_MB)."
+        )
+    return ingest_upload(storage, storage.read_bytes(key), name)
 
 
 def load_info(storage: Storage, dataset_id: str) -> DatasetInfo | None:

@@ -43,6 +43,16 @@ def ingest(storage_url: str, path: str, name: str) -> tuple[str, str]:
     return info.id, info.name
 
 
+def ingest_stored(storage_url: str, name: str, max_bytes: int) -> tuple[str, str]:
+    """A table the user copied into storage's imports/ folder, read and stored as a dataset in
+    this process (see ``ingest``). Returns (dataset id, name); DataError if unusable."""
+    from shared.sources import ingest_stored as ingest_from_storage
+    from shared.storage import open_storage
+
+    info = ingest_from_storage(open_storage(storage_url), name, max_bytes)
+    return info.id, info.name
+
+
 def predict(
     run_id: str, results_url: str, rows: list[dict[str, Any]], explain: bool = False
 ) -> list[dict[str, Any]]:

@@ -62,11 +62,14 @@ def start_function(
     *,
     signature: str = "http",
     cwd: Path = ROOT,
+    functions_framework: str = FUNCTIONS_FRAMEWORK,
 ) -> Server:
+    """``functions-framework`` serving ``target`` from ``source`` (by default the dev venv's; a
+    deploy test passes a fresh venv's)."""
     port = free_port()
     log = log_dir / f"{target}-{port}.log"
     command = [
-        FUNCTIONS_FRAMEWORK,
+        functions_framework,
         "--source",
         str(source),
         "--target",

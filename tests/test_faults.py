@@ -392,7 +392,7 @@ def test_two_evaluations_at_once_one_wins_and_nothing_is_corrupted(koi_root, tmp
             ]
         )
         _one_wins(answers, "Not started: the evaluate job of this run was just started elsewhere.")
-        assert started == [(run_id, EVALUATE)]  # handed to a worker once
+        assert [(job.run_id, job.mode) for (job,) in started] == [(run_id, EVALUATE)]  # handed on once
         _consistent_and_done_once(results, run_id, attempt=1)
 
         # and twice at once in one app instance: its thread pool runs both requests at once; the

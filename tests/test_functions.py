@@ -4,17 +4,16 @@ real fake-gcs-server, a crafted storage-finalize CloudEvent, and the embedded wo
 import io
 import json
 import time
-import uuid
-from datetime import UTC, datetime
 
 import httpx2 as httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from functions.relay import finalize_event
 from shared.evaluation import train_final
 from shared.profile import column_kinds, profile_table
-from shared.runs import EVALUATE, FINAL, SUCCEEDED, job_key, new_run_id, read_status
+from shared.runs import EVALUATE, FINAL, SUCCEEDED, job_key, new_run_id, read_status, ticket_key
 from shared.storage import GCSStorage, LocalStorage
 from shared.worker import LocalWorker, run
 from tests.processes import ROOT, function_env, start_function
@@ -28,10 +27,11 @@ FINALIZED = "google.cloud.storage.object.v1.finalized"
 @pytest.fixture(scope="module")
 def cloud(gcs_emulator, tmp_path_factory):
     """fake-gcs-server plus the three entry points as functions-framework processes."""
-    bucket = gcs_emulator.new_bucket()
+    bucket, jobs_bucket = gcs_emulator.new_bucket(), gcs_emulator.new_bucket()
     env = function_env(
         STORAGE_URL=f"gs://{bucket}/data",
         RESULTS_URL=f"gs://{bucket}/results",
+        JOBS_URL=f"gs://{jobs_bucket}",
         STORAGE_EMULATOR_HOST=gcs_emulator.url,
         COMPUTE_THREADS="2",
     )
@@ -45,31 +45,21 @@ def cloud(gcs_emulator, tmp_path_factory):
     }
     data, results = GCSStorage(bucket, "data"), GCSStorage(bucket, "results")
     load_koi(data)
-    yield {"bucket": bucket, "data": data, "results": results, **{k: s.url for k, s in servers.items()}}
+    yield {
+        "bucket": bucket,
+        "jobs_bucket": jobs_bucket,
+        "data": data,
+        "results": results,
+        **{k: s.url for k, s in servers.items()},
+    }
     for server in servers.values():
         server.stop()
 
 
 def _finalize_event(url: str, bucket: str, name: str, generation: int) -> httpx.Response:
     """A storage-finalize CloudEvent in binary content mode, as Eventarc delivers it."""
-    headers = {
-        "ce-id": uuid.uuid4().hex,
-        "ce-specversion": "1.0",
-        "ce-type": FINALIZED,
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "ce-subject": f"objects/{name}",
-        "ce-time": datetime.now(UTC).isoformat(),
-        "Content-Type": "application/json",
-    }
-    body = {
-        "bucket": bucket,
-        "name": name,
-        "generation": str(generation),
-        "contentType": "application/json",
-        "metageneration": "1",
-        "size": "1",
-    }
-    return httpx.post(url, headers=headers, json=body, timeout=300)
+    headers, body = finalize_event(bucket, name, generation, 1)
+    return httpx.post(url, headers=headers, content=body, timeout=300)
 
 
 def _wait(results, run_id, mode, timeout=300):
@@ -84,12 +74,13 @@ def _wait(results, run_id, mode, timeout=300):
 
 @pytest.fixture(scope="module")
 def trained(cloud):
-    """Final training started by a crafted finalize event on the request object."""
+    """Final training started by a crafted finalize event on the job's ticket, as the web app
+    writes it to the jobs bucket."""
     spec = koi_run_spec(model=SMALL_FOREST)
     run_id = start_run(cloud["results"], spec, FINAL)
-    name = f"results/{job_key(run_id, FINAL, 'request.json')}"
-    generation = cloud["results"].stat(job_key(run_id, FINAL, "request.json")).generation
-    response = _finalize_event(cloud["train_event"], cloud["bucket"], name, generation)
+    name = ticket_key(run_id, FINAL, 1)
+    generation = GCSStorage(cloud["jobs_bucket"]).write_bytes(name, b"{}", content_type="application/json")
+    response = _finalize_event(cloud["train_event"], cloud["jobs_bucket"], name, generation)
     assert response.status_code == 200, response.text
     status = _wait(cloud["results"], run_id, FINAL)
     assert status.state == SUCCEEDED, status.message
@@ -101,20 +92,28 @@ def test_event_trains_and_duplicate_event_trains_once(cloud, trained):
     before, before_generation = read_status(cloud["results"], run_id, FINAL)
     assert [text for _, text in before.lines].count("Started") == 1
     assert any(text.startswith("Bundle written") for _, text in before.lines)
-    again = _finalize_event(cloud["train_event"], cloud["bucket"], name, generation)  # redelivery
+    again = _finalize_event(cloud["train_event"], cloud["jobs_bucket"], name, generation)  # redelivery
     assert again.status_code == 200
     after, after_generation = read_status(cloud["results"], run_id, FINAL)
     assert after == before and after_generation == before_generation
 
 
 def test_events_for_other_objects_are_ignored(cloud, trained):
+    """Only a ticket in the jobs bucket runs anything: a status update, an output or a request
+    in the results bucket, or a stray name in the jobs bucket, is logged and ignored."""
     run_id = trained[0]
-    for name in (
-        f"results/{job_key(run_id, FINAL, 'status.json')}",
-        "data/datasets/kepler/info.json",
-        f"elsewhere/{job_key(run_id, FINAL, 'request.json')}",
+    other = start_run(cloud["results"], koi_run_spec(model=SMALL_FOREST), FINAL)
+    for bucket, name in (
+        (cloud["bucket"], f"results/{job_key(run_id, FINAL, 'status.json')}"),
+        (cloud["bucket"], f"results/{job_key(other, FINAL, 'request.json')}"),
+        (cloud["bucket"], "data/datasets/kepler/info.json"),
+        (cloud["bucket"], ticket_key(other, FINAL, 1)),
+        (cloud["jobs_bucket"], f"elsewhere/{ticket_key(other, FINAL, 1)}"),
+        (cloud["jobs_bucket"], f"{other}/final/request.json"),
     ):
-        assert _finalize_event(cloud["train_event"], cloud["bucket"], name, 1).status_code == 200
+        assert _finalize_event(cloud["train_event"], bucket, name, 1).status_code == 200
+    status, _ = read_status(cloud["results"], other, FINAL)
+    assert status is not None and status.state == "queued"  # nothing took it
 
 
 def test_batch_predict_10000_rows_matches_in_process_pipeline(cloud, trained, koi):

@@ -24,9 +24,10 @@ from shared.runs import (
     JobConflict,
     job_key,
     new_run_id,
-    parse_request_name,
+    parse_ticket_name,
     read_status,
     request_job,
+    ticket_key,
     write_status,
 )
 from shared.storage import LocalStorage
@@ -224,17 +225,22 @@ def test_untrained_and_unknown_runs(stores):
         load_model(results, "../etc")
 
 
-def test_request_names_from_storage_events():
+def test_ticket_names_from_storage_events():
     run_id = new_run_id()
-    assert parse_request_name(f"runs/{run_id}/final/request.json") == (run_id, "final")
+    assert ticket_key(run_id, "final", 3) == f"{run_id}/final/3.json"
+    assert parse_ticket_name(ticket_key(run_id, "final", 3)) == (run_id, "final")
+    assert parse_ticket_name(f"{run_id}/batch/1.json") == (run_id, "batch")
     for name in (
-        f"runs/{run_id}/final/status.json",
-        f"runs/{run_id}/spec.json",
-        "runs/x/final/request.json",
-        f"uploads/runs/{run_id}/final/request.json",
-        f"runs/{run_id}/other/request.json",
+        f"runs/{run_id}/final/request.json",
+        f"{run_id}/final/0.json",
+        f"{run_id}/final/status.json",
+        f"{run_id}/other/1.json",
+        f"x/{run_id}/final/1.json",
+        "rx/final/1.json",
     ):
-        assert parse_request_name(name) is None
+        assert parse_ticket_name(name) is None
+    with pytest.raises(InvalidKey, match=r"not a run id: '../x'"):
+        ticket_key("../x", "final", 1)
 
 
 def test_tuned_threshold_is_applied_by_the_bundle_and_predict(stores, koi):

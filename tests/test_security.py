@@ -131,7 +131,13 @@ def test_session_cookie_is_lax_http_only_and_holds_only_the_workspace(app):
 
 
 def test_cloud_cookies_are_secure(tmp_path):
-    settings = Settings(mode=CLOUD, storage_url=str(tmp_path), secret_key=STRONG, train_trigger="storage")
+    settings = Settings(
+        mode=CLOUD,
+        storage_url=str(tmp_path),
+        secret_key=STRONG,
+        train_trigger="storage",
+        jobs_url=str(tmp_path / "jobs"),
+    )
     response = TestClient(create_app(settings), base_url="https://testserver").get("/")
     assert "secure" in response.headers["set-cookie"].lower()
 
@@ -152,7 +158,12 @@ def test_cloud_mode_refuses_to_start_without_a_real_secret(tmp_path, secret, mat
 
 
 def test_the_original_secret_variable_is_still_accepted(tmp_path):
-    env = {"APP_MODE": "cloud", "FLASK_SECRET_KEY": STRONG, "STORAGE_URL": str(tmp_path)}
+    env = {
+        "APP_MODE": "cloud",
+        "FLASK_SECRET_KEY": STRONG,
+        "STORAGE_URL": str(tmp_path),
+        "JOBS_URL": str(tmp_path / "jobs"),
+    }
     assert create_app(Settings.from_env(env)).state.session_secret == STRONG
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def fresh_venv(folder: Path, *install: str, timeout: float = 600) -> Path:
+def fresh_venv(folder: Path, *install: str, timeout: float = 600, cwd: Path | None = None) -> Path:
     """A new virtual environment (not a copy of the dev one) with only ``pip install <install>``;
     returns its python. Failures show pip's own output."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True)
@@ -24,6 +24,6 @@ def fresh_venv(folder: Path, *install: str, timeout: float = 600) -> Path:
             "--disable-pip-version-check",
             *install,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
         assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
     return python

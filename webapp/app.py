@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.access = access
     app.state.storage = open_storage(settings.storage_url)
     app.state.results = open_storage(settings.results_url)
-    app.state.dispatcher = Dispatcher(settings)
+    app.state.dispatcher = Dispatcher(settings, app.state.results)
     # every page and storage call runs in this pool: bounded, so a burst of requests queues for a
     # thread instead of starting hundreds (see webapp.endpoints)
     app.state.pool = ThreadPoolExecutor(max_workers=settings.web_threads, thread_name_prefix="web")

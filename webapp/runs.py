@@ -142,14 +142,14 @@ def start(
     results = request.app.state.results
     try:
         spec = spec or RunSpec.from_dict(load_spec(results, run_id))
-        request_job(results, run_id, mode, spec, restart=restart, options=options)
+        job = request_job(results, run_id, mode, spec, restart=restart, options=options)
     except SpecError as error:
         context = job_context(request, run_id, mode, f"The run's settings are not complete: {error}")
         return render(request, "job.html", "_job_status.html", context, status_code=400)
     except JobConflict as error:
         context = job_context(request, run_id, mode, f"Not started: {error}.")
         return render(request, "job.html", "_job_status.html", context, status_code=409)
-    request.app.state.dispatcher.start(run_id, mode)
+    request.app.state.dispatcher.start(job)
     return render(request, "job.html", "_job_status.html", job_context(request, run_id, mode))
 
 

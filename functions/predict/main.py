@@ -105,7 +105,9 @@ def _run_job(run_id: object, mode: object) -> flask.Response:
     from shared.jobs import run_job  # the job code loads scikit-learn: not at a cold start
 
     try:
-        status = run_job(run_id, mode, DATA, RESULTS, threads=SETTINGS.threads)
+        status = run_job(
+            run_id, mode, DATA, RESULTS, threads=SETTINGS.threads, time_limit_s=SETTINGS.job_timeout_s
+        )
     except ObjectNotFound:
         return _error(404, f"run {run_id} has no {mode} job request")
     return flask.jsonify(run_id=run_id, mode=mode, state=status.state, message=status.message)

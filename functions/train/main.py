@@ -1,8 +1,10 @@
 """The train function: an HTTP entry point and a storage-finalize CloudEvent entry point.
 
 Both run the same job code (shared.jobs.run_job) for a run whose request is in storage.
-Deploy `train_http` with an HTTP trigger and `train_event` with an Eventarc trigger on
-google.cloud.storage.object.v1.finalized for the results bucket.
+Deploy `train_http` with an HTTP trigger (jobs up to 3,600 s) and `train_event` with an
+Eventarc trigger on google.cloud.storage.object.v1.finalized for the jobs bucket (JOBS_URL),
+where the web app writes one ticket per job and nothing else is written: status updates and
+outputs go to the results bucket and invoke nothing.
 """
 
 import logging
@@ -13,7 +15,7 @@ from cloudevents.http import CloudEvent
 
 from shared.errors import InvalidKey, ObjectNotFound
 from shared.jobs import run_job
-from shared.runs import check_mode, check_run_id, parse_request_name
+from shared.runs import check_mode, check_run_id, parse_ticket_name
 from shared.settings import Settings
 from shared.storage import open_storage
 
@@ -22,6 +24,7 @@ log = logging.getLogger("train")
 SETTINGS = Settings.from_env()
 DATA = open_storage(SETTINGS.storage_url)
 RESULTS = open_storage(SETTINGS.results_url)
+JOBS = open_storage(SETTINGS.jobs_url) if SETTINGS.jobs_url else None
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
@@ -42,7 +45,9 @@ def train_http(request: flask.Request) -> flask.Response:
     except InvalidKey as error:
         return _error(400, str(error))
     try:
-        status = run_job(run_id, mode, DATA, RESULTS, threads=SETTINGS.threads)
+        status = run_job(
+            run_id, mode, DATA, RESULTS, threads=SETTINGS.threads, time_limit_s=SETTINGS.job_timeout_s
+        )
     except ObjectNotFound:
         return _error(404, f"run {run_id} has no {mode} job request")
     return flask.jsonify(run_id=run_id, mode=mode, state=status.state, message=status.message)
@@ -50,22 +55,27 @@ def train_http(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def train_event(event: CloudEvent) -> None:
-    """A finalized object in the results bucket: if it is a job request, run that job."""
+    """A finalized object in the jobs bucket: a job ticket names the job to run. A redelivered
+    event finds the job claimed (or finished) and does nothing."""
     data = event.data if isinstance(event.data, dict) else {}
-    name = _relative(data.get("bucket"), data.get("name"))
-    job = parse_request_name(name) if event["type"] == FINALIZED and name else None
+    log.info("event %s: %s for %s/%s", event["id"], event["type"], data.get("bucket"), data.get("name"))
+    if JOBS is None:
+        log.error("JOBS_URL is not set: this function cannot tell job tickets from other objects")
+        return
+    name = _relative(JOBS, data.get("bucket"), data.get("name"))
+    job = parse_ticket_name(name) if event["type"] == FINALIZED and name else None
     if job is None:
-        log.info("ignoring %s for %s/%s", event["type"], data.get("bucket"), data.get("name"))
+        log.info("not a job ticket; ignored")
         return
     try:
-        run_job(*job, DATA, RESULTS, threads=SETTINGS.threads)
+        run_job(*job, DATA, RESULTS, threads=SETTINGS.threads, time_limit_s=SETTINGS.job_timeout_s)
     except ObjectNotFound:
-        log.warning("the request %s vanished before it could run", name)
+        log.warning("the ticket %s names a job that was never requested", name)
 
 
-def _relative(bucket: object, name: object) -> str | None:
-    """The object's key inside our results storage, or None for other buckets and prefixes."""
-    base = RESULTS.url.removeprefix("gs://").rstrip("/")
+def _relative(storage, bucket: object, name: object) -> str | None:
+    """The object's key inside `storage`, or None for other buckets and prefixes."""
+    base = storage.url.removeprefix("gs://").rstrip("/")
     bucket_name, _, prefix = base.partition("/")
     if bucket != bucket_name or not isinstance(name, str):
         return None

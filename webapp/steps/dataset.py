@@ -15,6 +15,7 @@ from shared import worker
 from shared.catalog import BUILTINS
 from shared.errors import DataError
 from shared.runs import create_run
+from shared.sources import import_key, imports_location
 from webapp.datasets import cards, cards_version, ready
 from webapp.endpoints import form_endpoint, in_pool
 from webapp.htmx import is_htmx, render
@@ -29,10 +30,26 @@ INGEST_TIMEOUT_S = 600
 READ_HERE_BYTES = 1024 * 1024  # larger uploads are parsed in a process of their own
 
 
+def _start_context(request: Request, **problems: str) -> dict:
+    settings = request.app.state.settings
+    imports = imports_location(request.app.state.storage)
+    return {
+        "cards": cards(request),
+        "max_upload_mb": settings.max_upload_mb,
+        "imports": {
+            "uri": imports,
+            "max_mb": settings.max_import_mb,
+            "example": f"gcloud storage cp koi.csv {imports}"
+            if imports.startswith("gs://")
+            else f"cp koi.csv {imports}",
+        },
+        **problems,
+    }
+
+
 def start(request: Request) -> Response:
     def page() -> Response:
-        context = {"cards": cards(request), "max_upload_mb": request.app.state.settings.max_upload_mb}
-        return render(request, "start.html", "_start.html", context)
+        return render(request, "start.html", "_start.html", _start_context(request))
 
     return kept(("start", workspace_of(request), is_htmx(request), cards_version(request)), page)
 
@@ -83,12 +100,8 @@ async def upload(request: Request) -> Response:
         return await in_pool(request, _start_page, request, str(error), 413)
 
 
-def _start_page(request: Request, problem: str, status_code: int) -> Response:
-    context = {
-        "cards": cards(request),
-        "max_upload_mb": request.app.state.settings.max_upload_mb,
-        "upload_error": problem,
-    }
+def _start_page(request: Request, problem: str, status_code: int, *, field: str = "upload_error") -> Response:
+    context = _start_context(request, **{field: problem})
     return render(request, "start.html", "_start.html", context, status_code=status_code)
 
 
@@ -109,23 +122,47 @@ def _store_upload(request: Request, form: FormData) -> Response:
             if size <= READ_HERE_BYTES:  # parsed in a few milliseconds: not worth a process hop
                 dataset_id, name = worker.ingest(settings.storage_url, spooled.name, name)
             else:
-                ingest = request.app.state.ingest.submit(
-                    worker.ingest, settings.storage_url, spooled.name, name
-                )
-                try:
-                    dataset_id, name = ingest.result(timeout=INGEST_TIMEOUT_S)
-                except BrokenProcessPool:
-                    raise DataError(
-                        f"{name}: the process reading it stopped (out of memory?); try a smaller file"
-                    ) from None
+                dataset_id, name = _in_ingest_process(request, name, worker.ingest, spooled.name, name)
     except UploadTooLarge as error:
         return _start_page(request, str(error), 413)
     except DataError as error:
         return _start_page(request, str(error), 400)
+    return _new_run_on(request, dataset_id, name)
+
+
+def _in_ingest_process(request: Request, name: str, ingest, *args) -> tuple[str, str]:
+    """(dataset id, name) from ``ingest(storage_url, *args)`` run in the app's ingest process;
+    DataError if the file is unusable or the process died reading it."""
+    storage_url = request.app.state.settings.storage_url
+    future = request.app.state.ingest.submit(ingest, storage_url, *args)
+    try:
+        return future.result(timeout=INGEST_TIMEOUT_S)
+    except BrokenProcessPool:
+        raise DataError(
+            f"{name}: the process reading it stopped (out of memory?); try a smaller file"
+        ) from None
+
+
+def _new_run_on(request: Request, dataset_id: str, name: str) -> Response:
     run_id = create_run(
         request.app.state.results, workspace_of(request), dataset_id, name, _initial_spec(dataset_id)
     )
     return go_to_step(request, run_id, "dataset")
+
+
+@form_endpoint
+def import_table(request: Request, form: FormData) -> Response:
+    """Start a run on a table the user copied into storage's imports/ folder: the way in for
+    tables bigger than a request may carry (Cloud Run's 32 MiB)."""
+    settings = request.app.state.settings
+    name = str(form.get("name", "")).strip()
+    try:
+        import_key(name)  # a bad name is refused before a process is asked
+        limit = settings.max_import_mb * 1024 * 1024
+        dataset_id, name = _in_ingest_process(request, name, worker.ingest_stored, name, limit)
+    except DataError as error:
+        return _start_page(request, str(error), 400, field="import_error")
+    return _new_run_on(request, dataset_id, name)
 
 
 @run_page(*STEP_JOBS)
@@ -138,5 +175,6 @@ start_routes = [
     Route("/start", start, name="start"),
     Route("/start", choose, methods=["POST"], name="choose_dataset"),
     Route("/upload", upload, methods=["POST"], name="upload"),
+    Route("/import", import_table, methods=["POST"], name="import_table"),
 ]
 routes = [Route("/dataset", dataset_step, name="step_dataset")]

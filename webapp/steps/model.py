@@ -74,7 +74,7 @@ def model_step(request: Request) -> Response:
     state = load_run(request)
     key = (state.spec.get("model") or {}).get("family", DEFAULT_FAMILY)
     context = {**_form_context(state, key), "search_job": job_context(request, state.run_id, SEARCH)}
-    return step_page(request, state, "model", context)
+    return step_page(request, state, "model", {**context, **_search_limits(request)})
 
 
 @run_page(*STEP_JOBS)
@@ -154,6 +154,7 @@ def save_model(request: Request, form: FormData) -> Response:
             errors,
         )
         context["search_job"] = job_context(request, state.run_id, SEARCH)
+        context.update(_search_limits(request))
         return step_page(request, state, "model", context, status_code=400)
 
     def change(spec: dict) -> dict:
@@ -180,13 +181,37 @@ def _whole_number(text: object, low: int, high: int, name: str) -> int:
     return value
 
 
+DEFAULT_SEARCH_MINUTES = 10
+
+
+def _search_limits(request: Request) -> dict:
+    """The longest search this deployment can finish, and why it is not an hour."""
+    settings = request.app.state.settings
+    most = settings.search_minutes_max
+    return {
+        "search_minutes": {
+            "max": most,
+            "default": min(DEFAULT_SEARCH_MINUTES, most),
+            "reason": settings.search_minutes_reason,
+        }
+    }
+
+
 @form_endpoint
 def start_search(request: Request, form: FormData) -> Response:
     """Search the chosen family's ranges with successive halving, as a job of the run."""
     state = load_run(request)
+    limits = _search_limits(request)["search_minutes"]
+    minutes = _whole_number(form.get("minutes", str(limits["default"])), 1, 60, "minutes")
+    if minutes > limits["max"]:
+        raise HTTPException(
+            400,
+            f"minutes: {minutes} is more than this deployment can finish: at most {limits['max']} "
+            f"({limits['reason']}).",
+        )
     options = {
         "candidates": _whole_number(form.get("candidates", "27"), 8, 200, "candidates"),
-        "minutes": _whole_number(form.get("minutes", "10"), 1, 60, "minutes"),
+        "minutes": minutes,
     }
     return start(request, state.run_id, SEARCH, restart=True, options=options)
 

@@ -9,11 +9,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.errors import DataError, MissionError, ObjectNotFound, StorageUnavailable
+from shared.errors import (
+    DataError,
+    FunctionRefused,
+    FunctionUnavailable,
+    MissionError,
+    ObjectNotFound,
+    StorageUnavailable,
+)
 from shared.predict import check_csv_start
 from shared.runs import BATCH, FINAL, SUCCEEDED, batch_input_key, job_key
 from shared.spec import RunSpec
 from webapp.endpoints import form_endpoint, in_pool
+from webapp.failures import RETRY_AFTER_S
 from webapp.htmx import render
 from webapp.pages import STEP_JOBS, run_page
 from webapp.runs import batch_output, job_context, start
@@ -76,9 +84,16 @@ def predict_row(request: Request, form: FormData) -> Response:
         result = request.app.state.dispatcher.predict_rows(state.run_id, [row], explain=True)[0]
     except StorageUnavailable:
         raise  # answered 503 by webapp.failures, not as a problem with the input
-    except MissionError as error:
+    except FunctionUnavailable as error:
+        response = render(
+            request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=503
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    except MissionError as error:  # the predict function's own 4xx keeps its status
+        status = error.status if isinstance(error, FunctionRefused) else 400
         return render(
-            request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=400
+            request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=status
         )
     probabilities = sorted(
         ((k.removeprefix("probability_"), v) for k, v in result.items() if k.startswith("probability_")),
