@@ -50,7 +50,10 @@ def stack(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_healthy(url, process, folder / "stack.out", timeout=180)
-        summary = (folder / "stack.out").read_text()
+        deadline = time.monotonic() + 60  # the summary is printed once every part answered
+        while "web app" not in (summary := (folder / "stack.out").read_text()):
+            assert time.monotonic() < deadline and process.poll() is None, summary[-3000:]
+            time.sleep(0.1)
         events_url = re.search(r"train events\s+(\S+)", summary).group(1)
         yield {"url": url, "logs": folder, "events_url": events_url}
     finally:
