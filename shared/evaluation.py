@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,12 +20,12 @@ from sklearn.model_selection import (
     GroupShuffleSplit,
     KFold,
     ShuffleSplit,
-    StratifiedGroupKFold,
     StratifiedKFold,
     StratifiedShuffleSplit,
 )
 
 from shared.errors import DataError
+from shared.folds import FastStratifiedGroupKFold
 from shared.labels import apply_mapping, labels_as_text
 from shared.models import balancing_weights
 from shared.pipeline import build_pipeline, check_columns, fit_notes, fit_pipeline
@@ -107,13 +107,15 @@ def splits(data: Prepared, plan: EvaluationPlan) -> list[tuple[np.ndarray, np.nd
         g = groups.to_numpy()
         if plan.method == "kfold":
             splitter = (
-                StratifiedGroupKFold(n, shuffle=True, random_state=seed)
+                FastStratifiedGroupKFold(n, shuffle=True, random_state=seed)
                 if plan.stratified
                 else GroupKFold(n, shuffle=True, random_state=seed)
             )
             return list(splitter.split(data.features, y, g))
         if plan.stratified:  # one fold of a stratified grouped k-fold is the closest grouped holdout
-            return [next(StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(data.features, y, g))]
+            return [
+                next(FastStratifiedGroupKFold(n, shuffle=True, random_state=seed).split(data.features, y, g))
+            ]
         return list(
             GroupShuffleSplit(1, test_size=plan.test_size, random_state=seed).split(data.features, y, g)
         )
@@ -266,11 +268,13 @@ def evaluate(
     progress: Progress = _no_progress,
     leakage_warnings: Sequence[str] = (),
     importance_repeats: int = 0,
+    on_metrics: Callable[[EvaluationResult], None] | None = None,
 ) -> EvaluationResult:
     """Fit on each training split, predict its test split; metrics per split and overall.
 
     ``leakage_warnings`` (from ``shared.columns.leakage_warnings``) travel with the metrics.
-    With ``importance_repeats``, permutation importance is measured on every held-out split.
+    With ``importance_repeats``, permutation importance is measured on every held-out split,
+    after the metrics: ``on_metrics(result)`` gets them first (to show them while it runs).
     """
     data = prepare(frame, spec)
     progress(f"Loaded {len(data.labels):,} rows × {len(spec.features)} features", 0.05)
@@ -280,7 +284,7 @@ def evaluate(
     raw_oof = np.full((len(y), len(data.classes)), np.nan)
     pred_oof = np.empty(len(y), dtype=object)
     fold_of = np.full(len(y), -1)
-    per_fold, notes, importances = [], [], []
+    per_fold, notes, fitted = [], [], []
     for number, (train, test) in enumerate(folds, start=1):
         train_x, train_y, test_x = (
             data.features.iloc[train],
@@ -295,16 +299,7 @@ def evaluate(
             raw_model, _ = fit_model(raw_spec, column_kinds, train_x, train_y, n_jobs)
             raw_oof[test] = _aligned_proba(raw_model, test_x, data.classes)
         if importance_repeats:
-            importances.append(
-                _held_out_importance(
-                    pipe,
-                    data.features.iloc[test],
-                    y[test],
-                    data.positive_class,
-                    importance_repeats,
-                    spec.evaluation.seed,
-                )
-            )
+            fitted.append((pipe, test))
         pred = np.asarray(data.classes, dtype=object)[proba.argmax(axis=1)]
         proba_oof[test], pred_oof[test], fold_of[test] = proba, pred, number
         per_fold.append(fold_metrics(y[test], pred, proba, data.classes, data.positive_class))
@@ -314,7 +309,8 @@ def evaluate(
             if not math.isnan(headline)
             else f"accuracy {per_fold[-1]['accuracy']:.3f}"
         )
-        progress(f"Fold {number}/{len(folds)}: {score}", 0.05 + 0.9 * number / len(folds))
+        share = 0.45 if importance_repeats else 0.9  # importance takes about as long again
+        progress(f"Fold {number}/{len(folds)}: {score}", 0.05 + share * number / len(folds))
     tested = fold_of > 0
     matrix = skm.confusion_matrix(y[tested], pred_oof[tested], labels=data.classes)
     oof = pd.DataFrame(
@@ -335,7 +331,7 @@ def evaluate(
         "seed": spec.evaluation.seed,
         "test_size": spec.evaluation.test_size if spec.evaluation.method == "holdout" else None,
     }
-    return EvaluationResult(
+    result = EvaluationResult(
         protocol,
         data.classes,
         data.positive_class,
@@ -347,11 +343,29 @@ def evaluate(
         notes,
         list(leakage_warnings),
         curves(oof, data.classes, data.positive_class),
-        _summarize_importance(importances, list(spec.features)),
+        [],
         calibration_report(
             spec.calibration, y[tested], raw_oof[tested], proba_oof[tested], data.classes, data.positive_class
         ),
     )
+    if not fitted:
+        return result
+    if on_metrics is not None:
+        on_metrics(result)
+    importances = []
+    for number, (pipe, test) in enumerate(fitted, start=1):
+        progress(f"Feature importance: split {number}/{len(fitted)}", 0.5 + 0.45 * number / len(fitted))
+        importances.append(
+            _held_out_importance(
+                pipe,
+                data.features.iloc[test],
+                y[test],
+                data.positive_class,
+                importance_repeats,
+                spec.evaluation.seed,
+            )
+        )
+    return replace(result, importance=_summarize_importance(importances, list(spec.features)))
 
 
 def _held_out_importance(

@@ -16,7 +16,8 @@ import os
 import socket
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared import runs
@@ -35,16 +36,26 @@ from shared.errors import (
 from shared.evaluation import evaluate, train_final
 from shared.explain import summary as explanation_summary
 from shared.figures import evaluation_figures, shap_figure
+from shared.job_options import SEARCH_CANDIDATES, SEARCH_MINUTES
 from shared.pipeline import with_threshold
 from shared.profile import IDENTIFIER, column_kinds
 from shared.runs import (
     BATCH,
+    BATCH_OUTPUT,
+    BUNDLE,
+    CANDIDATES,
     EVALUATE,
     FAILED,
+    FINAL,
+    LEADERBOARD,
+    METRICS,
+    OOF,
     QUEUED,
+    REQUEST,
     RUNNING,
     SEARCH,
     SUCCEEDED,
+    SUMMARY,
     SVG_TYPE,
     JobRequest,
     Status,
@@ -65,6 +76,7 @@ from shared.threads import compute_threads
 log = logging.getLogger(__name__)
 IMPORTANCE_REPEATS = 3
 BATCH_LINE_EVERY_S = 1.0
+PROGRESS_LINE_EVERY_S = 5.0  # a long phase writes a line at most this often (the heartbeat is apart)
 UNEXPECTED = "Training failed unexpectedly; the log has the details. Restart the run to try again."
 
 
@@ -115,13 +127,42 @@ class Reporter:
                 log.warning("heartbeat for %s failed", self.run_id, exc_info=True)
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every runner gets: the claimed job's spec and options, its storage, its reporter."""
+
+    spec: RunSpec
+    run_id: str
+    data: Storage
+    results: Storage
+    reporter: Reporter
+    threads: int
+    options: dict[str, Any]
+
+    def parts(self) -> tuple[RunSpec, str, Storage, Storage, Reporter, int, dict[str, Any]]:
+        return self.spec, self.run_id, self.data, self.results, self.reporter, self.threads, self.options
+
+
+def _every(seconds: float, call: Callable[..., None]) -> Callable[..., None]:
+    """``call``, passed on at most once per ``seconds`` (the first call always)."""
+    last = [float("-inf")]
+
+    def throttled(*args: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            call(*args)
+
+    return throttled
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _load_request(storage: Storage, run_id: str, mode: str) -> tuple[JobRequest | None, str]:
     try:
-        return JobRequest.from_json(storage.read_bytes(job_key(run_id, mode, "request.json"))), ""
+        return JobRequest.from_json(storage.read_bytes(job_key(run_id, mode, REQUEST))), ""
     except ObjectNotFound:
         raise
     except (ValueError, TypeError, KeyError):
@@ -165,15 +206,8 @@ def run_job(
         if request is None:
             raise SpecError(problem)
         spec = RunSpec.from_dict(request.spec)
-        if mode == EVALUATE:
-            text = _evaluate(spec, run_id, data, results, reporter, threads)
-        elif mode == SEARCH:
-            options = _fit_budget(request.options, time_limit_s, reporter)
-            text = _search(spec, run_id, data, results, reporter, threads, options)
-        elif mode == BATCH:
-            text = _batch(run_id, data, results, reporter, threads, request.options)
-        else:
-            text = _final(spec, run_id, data, results, reporter, threads)
+        options = _fit_budget(request.options, time_limit_s, reporter) if mode == SEARCH else request.options
+        text = RUNNERS[mode](Job(spec, run_id, data, results, reporter, threads, options))
         reporter.finish(SUCCEEDED, text)
     except JobLost:
         log.warning("%s/%s was taken over by another worker; stopping", run_id, mode)
@@ -215,10 +249,31 @@ def _dataset(
     return frame, info, column_kinds(info.profiles()), keys, leakage_warnings(spec.features, advice), leaky
 
 
-def _evaluate(
-    spec: RunSpec, run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int
-) -> str:
+def _evaluate(job: Job) -> str:
+    spec, run_id, data, results, reporter, threads, _options = job.parts()
     frame, info, kinds, _, warnings, _ = _dataset(spec, data)
+    attempt = reporter.status.attempt
+
+    def store(result: Any, figures: list[str] | None) -> dict[str, Any]:
+        """metrics.json for this attempt; without figures (None) while they are still to come."""
+        metrics = {**result.to_dict(), "spec": spec.to_dict(), "dataset": _describe(info), "attempt": attempt}
+        metrics["figures"] = figures if figures is not None else []
+        metrics["figures_pending"] = figures is None
+        results.write_bytes(
+            job_key(run_id, EVALUATE, METRICS),
+            json.dumps(metrics).encode(),
+            content_type="application/json",
+        )
+        return metrics
+
+    def show_metrics(result: Any) -> None:  # the folds are done: show what they measured at once
+        oof = io.BytesIO()
+        result.out_of_fold.to_parquet(oof, index=False)
+        results.write_bytes(job_key(run_id, EVALUATE, OOF), oof.getvalue())
+        store(result, None)
+        reporter.line(runs.METRICS_READY, 0.5)
+
+    started = time.monotonic()
     with compute_threads(threads or None) as cores:
         result = evaluate(
             frame,
@@ -228,27 +283,24 @@ def _evaluate(
             progress=reporter.line,
             leakage_warnings=warnings,
             importance_repeats=IMPORTANCE_REPEATS if spec.evaluation.importance else 0,
+            on_metrics=show_metrics,
         )
-    oof = io.BytesIO()
-    result.out_of_fold.to_parquet(oof, index=False)
-    results.write_bytes(job_key(run_id, EVALUATE, "oof.parquet"), oof.getvalue())
+    if spec.evaluation.importance:
+        reporter.line(f"Feature importance done ({time.monotonic() - started:.0f} s in all)", 0.95)
+    else:
+        show_metrics(result)
+    reporter.line("Drawing the figures", 0.96)
     metrics = {**result.to_dict(), "spec": spec.to_dict(), "dataset": _describe(info)}
     figures = evaluation_figures(metrics, result.out_of_fold)
     for name, svg in figures.items():
         results.write_bytes(job_key(run_id, EVALUATE, figure_name(name)), svg, content_type=SVG_TYPE)
-    metrics["figures"] = sorted(figures)
-    results.write_bytes(
-        job_key(run_id, EVALUATE, "metrics.json"),
-        json.dumps(metrics).encode(),
-        content_type="application/json",
-    )
+    store(result, sorted(figures))
     headline = result.metrics.get("roc_auc", {}).get("mean")
     return f"Done: ROC-AUC {headline:.3f}" if headline is not None else "Done"
 
 
-def _final(
-    spec: RunSpec, run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int
-) -> str:
+def _final(job: Job) -> str:
+    spec, run_id, data, results, reporter, threads, _options = job.parts()
     frame, info, kinds, keys, warnings, leaky = _dataset(spec, data)
     reporter.line(f"Loaded {len(frame):,} rows × {len(spec.features)} features", 0.05)
     reporter.line("Fitting on all rows", 0.1)
@@ -256,9 +308,22 @@ def _final(
         pipe, prepared, notes = train_final(frame, spec, kinds, n_jobs=cores)
     reporter.line(f"Fitted on {len(prepared.labels):,} rows", 0.7)
     reporter.line("Explaining the model on a sample of training rows", 0.72)
+    started = time.monotonic()
     shap_summary = explanation_summary(
-        pipe, prepared.features, list(pipe.classes_), prepared.positive_class, spec.evaluation.seed
+        pipe,
+        prepared.features,
+        list(pipe.classes_),
+        prepared.positive_class,
+        spec.evaluation.seed,
+        progress=_every(
+            PROGRESS_LINE_EVERY_S,
+            lambda done, total: reporter.line(
+                f"Explained {done:,} of {total:,} rows", 0.72 + 0.15 * done / total
+            ),
+        ),
     )
+    if shap_summary is not None:
+        reporter.line(f"Explanation done in {time.monotonic() - started:.0f} s", 0.87)
     pipe = with_threshold(pipe, spec.threshold, prepared.positive_class)
     metadata = build_metadata(
         pipe,
@@ -279,16 +344,14 @@ def _final(
     figures = _figures_of(results, run_id, metadata["evaluation"])
     if shap_summary is not None:
         figures["shap"] = shap_figure(shap_summary)
-        shap_key = job_key(run_id, "final", figure_name("shap"))
+        shap_key = job_key(run_id, FINAL, figure_name("shap"))
         results.write_bytes(shap_key, figures["shap"], content_type=SVG_TYPE)
     bundle = write_bundle(pipe, metadata, figures)
-    results.write_bytes(job_key(run_id, "final", "bundle.zip"), bundle, content_type="application/zip")
+    results.write_bytes(job_key(run_id, FINAL, BUNDLE), bundle, content_type="application/zip")
     reporter.line(f"Bundle written, {len(bundle) / 1e6:.1f} MB", 0.9)
     if spec.score_classes:
         ranked = score_rows(pipe, frame, spec, prepared.positive_class or pipe.classes_[-1], keys)
-        results.write_bytes(
-            job_key(run_id, "final", "candidates.csv"), to_csv_bytes(ranked), content_type="text/csv"
-        )
+        results.write_bytes(job_key(run_id, FINAL, CANDIDATES), to_csv_bytes(ranked), content_type="text/csv")
         reporter.line(f"Ranked {len(ranked):,} {' and '.join(spec.score_classes)} rows", 0.95)
     summary = {
         "classes": metadata["classes"],
@@ -302,21 +365,17 @@ def _final(
         "figures": sorted(figures),
     }
     results.write_bytes(
-        job_key(run_id, "final", "summary.json"),
+        job_key(run_id, FINAL, SUMMARY),
         json.dumps(summary).encode(),
         content_type="application/json",
     )
     return "Done"
 
 
-SEARCH_CANDIDATES = (8, 200)
-SEARCH_MINUTES = (1, 60)
-
-
 def _fit_budget(options: dict[str, Any], time_limit_s: int, reporter: Reporter) -> dict[str, Any]:
     """The search's options with its budget cut to end within this process's time limit (the web
     app already bounds it; this guards a request written by anything else)."""
-    minutes = options.get("minutes", 10)
+    minutes = options.get("minutes", SEARCH_MINUTES.default)
     if not time_limit_s or not isinstance(minutes, int | float):
         return options
     most = max(1, (time_limit_s - SEARCH_RESERVE_S) // 60)
@@ -328,23 +387,20 @@ def _fit_budget(options: dict[str, Any], time_limit_s: int, reporter: Reporter) 
     return {**options, "minutes": most}
 
 
-def _search(
-    spec: RunSpec,
-    run_id: str,
-    data: Storage,
-    results: Storage,
-    reporter: Reporter,
-    threads: int,
-    options: dict[str, Any],
-) -> str:
+def _search(job: Job) -> str:
+    spec, run_id, data, results, reporter, threads, options = job.parts()
     from shared.search import search
 
-    candidates = options.get("candidates", 27)
-    minutes = options.get("minutes", 10)
-    if not isinstance(candidates, int) or not SEARCH_CANDIDATES[0] <= candidates <= SEARCH_CANDIDATES[1]:
-        raise SpecError(f"candidates: {candidates!r} must be a whole number from 8 to 200")
-    if not isinstance(minutes, int | float) or not SEARCH_MINUTES[0] <= minutes <= SEARCH_MINUTES[1]:
-        raise SpecError(f"minutes: {minutes!r} must be a number from 1 to 60")
+    candidates = options.get("candidates", int(SEARCH_CANDIDATES.default))
+    minutes = options.get("minutes", SEARCH_MINUTES.default)
+    if not SEARCH_CANDIDATES.allows(candidates):
+        raise SpecError(
+            f"candidates: {candidates!r} must be a whole number from {SEARCH_CANDIDATES.range_text}"
+        )
+    # any number in the range: a budget cut to fit a function's limit may be a fraction
+    number = isinstance(minutes, int | float) and not isinstance(minutes, bool)
+    if not (number and SEARCH_MINUTES.low <= minutes <= SEARCH_MINUTES.high):
+        raise SpecError(f"minutes: {minutes!r} must be a number from {SEARCH_MINUTES.range_text}")
     frame, _, kinds, _, _, _ = _dataset(spec, data)
     with compute_threads(threads or None) as cores:
         outcome = search(
@@ -352,7 +408,7 @@ def _search(
         )
     outcome["spec"] = spec.to_dict()
     results.write_bytes(
-        job_key(run_id, SEARCH, "leaderboard.json"),
+        job_key(run_id, SEARCH, LEADERBOARD),
         json.dumps(outcome).encode(),
         content_type="application/json",
     )
@@ -366,10 +422,9 @@ def _search(
     return f"Done: no candidate beat the defaults ({metric} {defaults:.3f})"
 
 
-def _batch(
-    run_id: str, data: Storage, results: Storage, reporter: Reporter, threads: int, options: dict[str, Any]
-) -> str:
+def _batch(job: Job) -> str:
     """Predict an uploaded CSV with the run's trained model; the output goes next to it."""
+    _spec, run_id, data, results, reporter, threads, options = job.parts()
     from shared.predict import load_model, predict_stored
 
     token = options.get("token")
@@ -395,11 +450,11 @@ def _batch(
         raise
     record = {"token": token, "input": source, "output": output, "rows": rows}
     try:
-        previous = json.loads(results.read_bytes(job_key(run_id, BATCH, "output.json")))
+        previous = json.loads(results.read_bytes(job_key(run_id, BATCH, BATCH_OUTPUT)))
     except ObjectNotFound:
         previous = None
     results.write_bytes(
-        job_key(run_id, BATCH, "output.json"), json.dumps(record).encode(), content_type="application/json"
+        job_key(run_id, BATCH, BATCH_OUTPUT), json.dumps(record).encode(), content_type="application/json"
     )
     if previous and previous.get("token") != token:  # the page offers the latest predictions only
         for key in (previous["input"], previous["output"]):
@@ -412,7 +467,7 @@ def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, An
     """The run's evaluation metrics, if it evaluated this spec (the decision threshold aside:
     choosing it on the evaluation's predictions changes no probability)."""
     try:
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, METRICS)))
     except ObjectNotFound:
         return None
     return metrics if same_model(metrics.get("spec"), spec.to_dict()) else None
@@ -437,3 +492,7 @@ def _describe(info: DatasetInfo) -> dict[str, Any]:
         "rows": info.rows,
         "table_sha256": info.table_sha256,
     }
+
+
+# The job types' runners (titles and outputs: shared.runs.JOB_TYPES), one signature for all.
+RUNNERS: dict[str, Callable[..., str]] = {EVALUATE: _evaluate, FINAL: _final, SEARCH: _search, BATCH: _batch}

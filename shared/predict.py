@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from shared.bundle import LoadedBundle, read_bundle
 from shared.data import reject_binary
 from shared.errors import DataError, MissionError, ObjectNotFound
-from shared.runs import FINAL, SUCCEEDED, job_key, read_status, run_key
+from shared.runs import BUNDLE, FINAL, SUCCEEDED, job_key, read_status, run_key
 from shared.storage import Storage
 
 CHUNK_BYTES = 8 * 1024 * 1024  # about 25,000 KOI-like rows per chunk: memory stays bounded
@@ -74,7 +74,7 @@ def _load(results: Storage, run_id: str) -> LoadedBundle:
         message = f"run {run_id} is not trained yet: its final training is {status.state}"
         raise ModelNotReady(message, found=True)
     try:
-        return read_bundle(results.read_bytes(job_key(run_id, FINAL, "bundle.zip")))
+        return read_bundle(results.read_bytes(job_key(run_id, FINAL, BUNDLE)))
     except ObjectNotFound:
         raise ModelNotReady(f"run {run_id} has no model bundle", found=True) from None
 

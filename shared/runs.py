@@ -22,7 +22,6 @@ is presumed dead (stalled) and may be restarted; its worker writes a heartbeat e
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import time
@@ -32,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import CorruptObject, InvalidKey, ObjectNotFound, PreconditionFailed
-from shared.settings import SettingsError
+from shared.settings import JOB_STALE_AFTER_S
 from shared.spec import RunSpec
 from shared.storage import Storage
 
@@ -41,28 +40,36 @@ FINAL = "final"
 SEARCH = "search"
 BATCH = "batch"  # predicting an uploaded CSV with the run's trained model
 MODES = (EVALUATE, FINAL, SEARCH, BATCH)
-TITLES = {
-    EVALUATE: "Evaluation",
-    FINAL: "Training on all data",
-    SEARCH: "Hyperparameter search",
-    BATCH: "Batch prediction",
+METRICS_READY = "Metrics ready"  # an evaluation's line once metrics.json holds this attempt's metrics
+# What a job keeps under runs/<run id>/<mode>/: each name written here once
+REQUEST, STATUS = "request.json", "status.json"
+METRICS, OOF = "metrics.json", "oof.parquet"  # an evaluation
+LEADERBOARD = "leaderboard.json"  # a search
+SUMMARY, BUNDLE, CANDIDATES = "summary.json", "bundle.zip", "candidates.csv"  # training on all data
+BATCH_OUTPUT = "output.json"  # a batch prediction
+
+
+@dataclass(frozen=True)
+class JobType:
+    """One kind of job: its title, and the output its status fragment shows once it is done
+    (under ``shown_as`` in the fragment's context)."""
+
+    title: str
+    result: str
+    shown_as: str
+
+
+JOB_TYPES = {
+    EVALUATE: JobType("Evaluation", METRICS, "metrics"),
+    FINAL: JobType("Training on all data", SUMMARY, "summary"),
+    SEARCH: JobType("Hyperparameter search", LEADERBOARD, "leaderboard"),
+    BATCH: JobType("Batch prediction", BATCH_OUTPUT, "batch"),
 }
+TITLES = {mode: job.title for mode, job in JOB_TYPES.items()}
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 
 
-def _stale_after_s(env: Mapping[str, str]) -> float:
-    raw = env.get("JOB_STALE_AFTER_S", "").strip()
-    try:
-        value = float(raw) if raw else 90.0
-    except ValueError:
-        value = 0.0
-    if not 1 <= value <= 24 * 3600:
-        raise SettingsError(f"JOB_STALE_AFTER_S={raw!r}: expected a number of seconds from 1 to 86400")
-    return value
-
-
-# Read at call time, so a test may lower them; a worker's heartbeat must stay well inside the window.
-STALE_AFTER_S = _stale_after_s(os.environ)  # a job without a sign of life for this long is presumed dead
+STALE_AFTER_S = JOB_STALE_AFTER_S  # a job without a sign of life for this long is presumed dead
 HEARTBEAT_S = min(10.0, STALE_AFTER_S / 5)
 RUN_ID = re.compile(r"r[0-9a-f]{32}")
 TICKET_NAME = re.compile(rf"(r[0-9a-f]{{32}})/({'|'.join(MODES)})/([1-9][0-9]{{0,5}})\.json")
@@ -209,7 +216,7 @@ class Status:
 def read_status(storage: Storage, run_id: str, mode: str) -> tuple[Status | None, int]:
     """The job's status and its generation (None, 0 when the job was never requested)."""
     try:
-        key = job_key(run_id, mode, "status.json")
+        key = job_key(run_id, mode, STATUS)
         data, generation = storage.read_with_generation(key)
     except ObjectNotFound:
         return None, 0
@@ -219,7 +226,7 @@ def read_status(storage: Storage, run_id: str, mode: str) -> tuple[Status | None
 def write_status(storage: Storage, run_id: str, mode: str, status: Status, generation: int) -> int:
     """Compare-and-swap: PreconditionFailed if the status changed since ``generation``."""
     return storage.write_bytes(
-        job_key(run_id, mode, "status.json"),
+        job_key(run_id, mode, STATUS),
         status.to_json(),
         content_type="application/json",
         if_generation_match=generation,
@@ -275,9 +282,7 @@ def request_job(
     except PreconditionFailed:
         raise JobConflict(f"the {mode} job of this run was just started elsewhere") from None
     request = JobRequest(run_id, mode, spec.to_dict(), attempt, now_iso(), dict(options or {}))
-    storage.write_bytes(
-        job_key(run_id, mode, "request.json"), request.to_json(), content_type="application/json"
-    )
+    storage.write_bytes(job_key(run_id, mode, REQUEST), request.to_json(), content_type="application/json")
     return request
 
 
@@ -296,7 +301,7 @@ def fail_unclaimed(storage: Storage, run_id: str, mode: str, attempt: int, messa
 
 
 def read_request(storage: Storage, run_id: str, mode: str) -> JobRequest:
-    key = job_key(run_id, mode, "request.json")
+    key = job_key(run_id, mode, REQUEST)
     return _parsed(JobRequest.from_json, storage.read_bytes(key), storage.uri(key))
 
 

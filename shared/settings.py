@@ -32,6 +32,27 @@ class SettingsError(MissionError, ValueError):
     """An environment variable has a value we cannot use."""
 
 
+def seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from ``low`` to ``high`` (inclusive), or SettingsError naming it."""
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds from {low:g} to {high:g}")
+    return value
+
+
+# Read once at import, as typed constants, for code that runs without a Settings object at hand
+# (a status's staleness, the storage client's retries); Settings carries the same values.
+# A job without a sign of life for this long is presumed dead (its heartbeat stays well inside).
+JOB_STALE_AFTER_S = seconds(os.environ, "JOB_STALE_AFTER_S", 90.0, 1, 24 * 3600)
+# How long one storage operation keeps retrying a refusing or failing server before it gives up:
+# short, for the web app; a deployment may give its functions longer.
+STORAGE_RETRY_S = seconds(os.environ, "STORAGE_RETRY_S", 5.0, 0.1, 3599)
+
+
 @dataclass(frozen=True)
 class Settings:
     mode: str = EMBEDDED
@@ -50,6 +71,8 @@ class Settings:
     predict_url: str | None = None
     access_token: str | None = None  # a shared password for a public deployment (ACCESS_TOKEN)
     web_threads: int = 40  # the web app's thread pool, where every storage call and page runs
+    job_stale_after_s: float = JOB_STALE_AFTER_S
+    storage_retry_s: float = STORAGE_RETRY_S
     jobs_url: str | None = None  # TRAIN_TRIGGER=storage: a bucket of its own for job tickets
     job_timeout_s: int = 0  # in a function: its --timeout, which a job must end within (0: none)
 
@@ -111,6 +134,8 @@ class Settings:
             predict_url=get("PREDICT_URL"),
             access_token=get("ACCESS_TOKEN", "APP_PASSWORD"),
             web_threads=_positive_int(env, "WEB_THREADS", 40),
+            job_stale_after_s=seconds(env, "JOB_STALE_AFTER_S", 90.0, 1, 24 * 3600),
+            storage_retry_s=seconds(env, "STORAGE_RETRY_S", 5.0, 0.1, 3599),
             jobs_url=_jobs_url(get("JOBS_URL"), storage_url, results_url),
             job_timeout_s=_positive_int(env, "JOB_TIMEOUT_S", 0, allow_zero=True),
         )

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.errors import SpecError
+from shared.job_options import FOLDS, SEED, TEST_SIZE
 from shared.params import (
     DEFAULT_FAMILY,
     FAMILIES,
@@ -50,10 +51,10 @@ class FeatureSelection:
 @dataclass(frozen=True)
 class EvaluationPlan:
     method: str = "kfold"  # holdout | kfold
-    folds: int = 5
-    test_size: float = 0.2
+    folds: int = int(FOLDS.default)
+    test_size: float = TEST_SIZE.default
     stratified: bool = True
-    seed: int = 42
+    seed: int = int(SEED.default)
     importance: bool = False  # permutation importance on every held-out split (about 3x slower)
 
 
@@ -285,15 +286,11 @@ class _Parser:
         if not isinstance(method, str) or method not in ("holdout", "kfold"):
             self.bad("evaluation.method", method, "must be 'holdout' or 'kfold'")
         folds = value.get("folds", plan.folds)
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 20:
-            self.bad("evaluation.folds", folds, "must be a whole number from 2 to 20")
+        if not FOLDS.allows(folds):
+            self.bad("evaluation.folds", folds, f"must be a whole number from {FOLDS.range_text}")
         test_size = value.get("test_size", plan.test_size)
-        if (
-            isinstance(test_size, bool)
-            or not isinstance(test_size, int | float)
-            or not 0.05 <= test_size <= 0.5  # NaN fails this too; a huge int compares fine
-        ):
-            self.bad("evaluation.test_size", test_size, "must be a share from 0.05 to 0.5")
+        if not TEST_SIZE.allows(test_size):
+            self.bad("evaluation.test_size", test_size, f"must be a share from {TEST_SIZE.range_text}")
         stratified = value.get("stratified", plan.stratified)
         if not isinstance(stratified, bool):
             self.bad("evaluation.stratified", stratified, "must be true or false")
@@ -301,8 +298,8 @@ class _Parser:
         if not isinstance(importance, bool):
             self.bad("evaluation.importance", importance, "must be true or false")
         seed = value.get("seed", plan.seed)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            self.bad("evaluation.seed", seed, "must be a whole number from 0 to 4294967295")
+        if not SEED.allows(seed):
+            self.bad("evaluation.seed", seed, f"must be a whole number from {SEED.range_text}")
         unknown = set(value) - {"method", "folds", "test_size", "stratified", "seed", "importance"}
         if unknown:
             self.bad("evaluation", sorted(unknown, key=str), "are not evaluation fields")

@@ -83,12 +83,18 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
 
 
 def start_app(
-    storage: Path, log_dir: Path, *, port: int | None = None, max_upload_mb: int = MAX_UPLOAD_MB
+    storage: Path,
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    max_upload_mb: int = MAX_UPLOAD_MB,
+    **settings: str,
 ) -> Server:
-    """`python -m webapp` from the checkout in its own process group (its worker is a child)."""
+    """`python -m webapp` from the checkout in its own process group (its worker is a child);
+    ``settings``: more environment variables (e.g. JOB_STALE_AFTER_S="3")."""
     port = port or free_port()
     log = log_dir / f"webapp-{port}.log"
-    env = app_env(port, storage, max_upload_mb=max_upload_mb)
+    env = {**app_env(port, storage, max_upload_mb=max_upload_mb), **settings}
     process = spawn([sys.executable, "-m", "webapp"], cwd=ROOT, env=env, log=log)
     server = Server(process, f"http://127.0.0.1:{port}/", log)
     try:

@@ -463,3 +463,50 @@ def test_batch_prediction_is_a_job_that_survives_a_reload(browser, roomy_app, ko
         assert (predictions[column] - expected[column]).abs().max() < 1e-9
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def impatient_app(tmp_path_factory):
+    """An app that calls a job stalled after 3 s without a heartbeat (the default is 90 s)."""
+    root = tmp_path_factory.mktemp("impatient-app")
+    (root / "storage").mkdir()
+    server = start_app(root / "storage", root, JOB_STALE_AFTER_S="3")
+    try:
+        yield server
+    finally:
+        stop_app(server)
+
+
+def test_long_phases_never_look_stalled_and_a_queued_job_says_so(browser, impatient_app, koi):
+    """With a 3 s stall window: an evaluation (5 folds) occupies the one embedded worker; a final
+    training asked for meanwhile says it is queued behind it, never 'Stalled', and its fitting
+    and explanation (each longer than the window) end on 'Finished' with no reload."""
+    context = browser.new_context(base_url=impatient_app.url, viewport=VIEWPORT)
+    context.set_default_timeout(120_000)
+    first, second = context.new_page(), context.new_page()
+    try:
+        busy = use_kepler(first, len(koi))
+        first.goto(f"/runs/{busy}/evaluate")
+        settled(first)
+        first.locator("#folds").fill("5")
+        first.get_by_label("Feature importance").uncheck()
+        first.get_by_role("button", name="Evaluate", exact=True).click()
+        expect(first.get_by_test_id("job-evaluate")).to_have_attribute("data-state", "running")
+
+        waiting = use_kepler(second, len(koi))
+        second.goto(f"/runs/{waiting}/ship")
+        second.get_by_role("button", name="Train on all data").click()
+        job = second.get_by_test_id("job-final")
+        expect(job).to_contain_text("Queued behind 1 job")
+        seen: list[str] = []
+        while (state := job.get_attribute("data-state")) != "succeeded":
+            seen.append(state)
+            assert state in ("queued", "running"), f"{state}: {job.inner_text()[:500]}"
+            second.wait_for_timeout(200)
+        assert "queued" in seen and "running" in seen
+        assert second.url.endswith(f"/runs/{waiting}/ship")  # never reloaded
+        expect(job).to_contain_text("Finished")
+        expect(job).to_contain_text("Explanation done in")
+        expect(first.get_by_test_id("job-evaluate")).to_have_attribute("data-state", "succeeded")
+    finally:
+        context.close()

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shared.catalog import KEPLER
-from shared.runs import EVALUATE, FINAL, RUNNING, read_status, write_status
+from shared.runs import EVALUATE, FINAL, METRICS_READY, RUNNING, SUCCEEDED, read_status, write_status
 from shared.settings import Settings
 from shared.sources import fetch_builtin
 from shared.storage import LocalStorage
@@ -316,9 +316,10 @@ def test_stalled_job_restarts_and_second_start_is_refused(client, app):
     )
     stalled = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX)
     assert "Stalled: the worker stopped reporting" in stalled.text and "every 1s" not in stalled.text
+    assert 'hx-trigger="every 10s"' in stalled.text  # polled slowly, so a job that recovers shows
     client.post(f"/runs/{run_id}/jobs/evaluate", data={"restart": "1"}, headers=HX)
     again = _follow(client, f"/runs/{run_id}/jobs/evaluate")
-    assert 'data-state="succeeded"' in again.text and "(attempt 2)" in again.text
+    assert 'data-state="succeeded"' in again.text and "(run 2 of this job)" in again.text
     assert read_status(results, run_id, FINAL) == (None, 0)
 
 
@@ -446,3 +447,33 @@ def test_search_from_the_model_step_and_use_best(client, app):
     used = client.post(f"/runs/{run_id}/model/search/use", headers=HX)
     assert used.status_code == 204
     assert load_spec(app.state.results, run_id)["model"]["params"] == board["best"]["params"]
+
+
+def test_metrics_show_while_the_figures_and_importance_are_still_coming(client, app):
+    """Once an evaluation says 'Metrics ready', its fragment shows this attempt's metrics while it
+    still runs (never an older attempt's), and keeps polling."""
+    run_id = _new_run(client)
+    client.post(f"/runs/{run_id}/model", data=QUICK_FORM, headers=HX)
+    client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
+    results = app.state.results
+    deadline = time.monotonic() + 120
+    while not (done := read_status(results, run_id, EVALUATE)[0]).finished:  # from storage: this
+        assert time.monotonic() < deadline  # test is about the fragment, not about polling it
+        time.sleep(0.2)
+    done, generation = read_status(results, run_id, EVALUATE)
+    assert done.state == SUCCEEDED, done.message
+    metrics = json.loads(results.read_bytes(f"runs/{run_id}/evaluate/metrics.json"))
+    assert metrics["attempt"] == done.attempt and metrics["figures_pending"] is False and metrics["figures"]
+    assert [text for _, text in done.lines].index(METRICS_READY) < len(done.lines) - 1
+
+    running = replace(done, state=RUNNING, attempt=done.attempt + 1, heartbeat=time.time())
+    generation = write_status(results, run_id, EVALUATE, running, generation)
+    page = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX).text
+    assert 'data-testid="metrics"' not in page and "every 1s" in page  # the older attempt's: not shown
+    results.write_bytes(
+        f"runs/{run_id}/evaluate/metrics.json",
+        json.dumps({**metrics, "attempt": running.attempt, "figures": [], "figures_pending": True}).encode(),
+    )
+    page = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX).text
+    assert 'data-testid="metrics"' in page and 'data-testid="figures-pending"' in page and "every 1s" in page
+    write_status(results, run_id, EVALUATE, replace(running, state=SUCCEEDED), generation)

@@ -24,6 +24,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from typing import Any
 
 from shared import worker
@@ -44,6 +45,8 @@ class Dispatcher:
         embedded = settings.train_trigger == "embedded"
         self._jobs = worker.LocalWorker() if embedded else None
         self._predictions = worker.LocalWorker() if embedded else None
+        self._waiting: dict[tuple[str, str], Future] = {}  # the embedded worker's queue, in order
+        self._waiting_lock = threading.Lock()
         self._tickets = None
         if settings.train_trigger == "storage":
             if not settings.jobs_url:
@@ -58,7 +61,7 @@ class Dispatcher:
         if self._jobs is not None:
             # if the worker dies, the job is handed to a new one once: it runs if it was still
             # queued, and does nothing if it was running (its status then shows it stalled)
-            self._jobs.submit(
+            future = self._jobs.submit(
                 worker.run,
                 job.run_id,
                 job.mode,
@@ -67,6 +70,9 @@ class Dispatcher:
                 s.threads,
                 resubmit_if_broken=True,
             )
+            with self._waiting_lock:
+                self._waiting.pop((job.run_id, job.mode), None)
+                self._waiting[(job.run_id, job.mode)] = future
         elif self._tickets is not None and not self._too_long_for_an_event(job):
             ticket = {"run_id": job.run_id, "mode": job.mode, "attempt": job.attempt}
             self._tickets.write_bytes(
@@ -80,6 +86,16 @@ class Dispatcher:
             url = s.predict_url if job.mode == BATCH else s.train_url
             thread = threading.Thread(target=self._run_remotely, args=(url, job), daemon=True)
             thread.start()
+
+    def jobs_ahead(self, run_id: str, mode: str) -> int | None:
+        """How many jobs the embedded worker runs before this one (the one it is running counts);
+        None when this process did not queue it or it is done (or jobs run elsewhere, where each
+        gets an instance of its own and nothing waits)."""
+        with self._waiting_lock:
+            for key in [k for k, f in self._waiting.items() if f.done()]:
+                del self._waiting[key]
+            order = list(self._waiting)
+        return order.index((run_id, mode)) if (run_id, mode) in order else None
 
     def _too_long_for_an_event(self, job: JobRequest) -> bool:
         """A search whose budget would not end before an event-driven function is stopped."""

@@ -11,6 +11,7 @@ from shared.errors import InvalidKey, ObjectNotFound
 from shared.runs import (
     EVALUATE,
     FINAL,
+    METRICS,
     check_run_id,
     job_key,
     load_spec,
@@ -30,7 +31,7 @@ def _summary(request: Request, run_id: str) -> dict:
     final, _ = read_status(results, run_id, FINAL)
     metrics = None
     if evaluate is not None and evaluate.state == "succeeded":
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, METRICS)))
     return {
         "run_id": run_id,
         "meta": meta,

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from shared.cache import MEMO, Memo
 from shared.errors import ObjectNotFound
-from shared.runs import EVALUATE, FINAL, MODES, Status, job_key, read_status, run_key
+from shared.runs import EVALUATE, FINAL, MODES, STATUS, Status, job_key, read_status, run_key
 from shared.sources import UPLOAD_PREFIX, info_key
 from webapp.htmx import is_htmx
 from webapp.workspace import owned_run
@@ -92,10 +92,10 @@ def run_version(request: Request, run_id: str, dataset: str, modes: tuple[str, .
     """What a page of the run showing these jobs shows, as generations (the spec, each job's
     status, the dataset's info); None while one of the jobs is unfinished."""
     # a job's outputs never change under its status's generation
-    keys = [run_key(run_id, "spec.json"), *(job_key(run_id, mode, "status.json") for mode in modes)]
+    keys = [run_key(run_id, "spec.json"), *(job_key(run_id, mode, STATUS) for mode in modes)]
     objects = request.app.state.results.generations_of(keys)
     for mode in modes:
-        generation = objects.get(job_key(run_id, mode, "status.json"))
+        generation = objects.get(job_key(run_id, mode, STATUS))
         if generation is not None:
             status = status_at(request, run_id, mode, generation)
             if status is None or not status.finished:

@@ -17,9 +17,17 @@ from shared.errors import InvalidKey, ObjectNotFound, SpecError
 from shared.figures import TITLES as FIGURE_TITLES
 from shared.runs import (
     BATCH,
+    BATCH_OUTPUT,
+    BUNDLE,
+    CANDIDATES,
     EVALUATE,
     FINAL,
-    SEARCH,
+    JOB_TYPES,
+    METRICS,
+    METRICS_READY,
+    QUEUED,
+    RUNNING,
+    STATUS,
     SUCCEEDED,
     SVG_TYPE,
     JobConflict,
@@ -47,9 +55,16 @@ def _mode(request: Request) -> str:
         raise HTTPException(404, "No such job.") from None
 
 
-def _output(request: Request, run_id: str, mode: str, name: str, attempt: int) -> dict[str, Any] | None:
+def _metrics_ready(status: Status) -> bool:
+    return any(text == METRICS_READY for _, text in status.lines)
+
+
+def _output(
+    request: Request, run_id: str, mode: str, name: str, attempt: int, *, cached: bool = True
+) -> dict[str, Any] | None:
     """A finished job's output: written before the job's status said so, never changed under
-    its attempt number, so read and parsed once per process."""
+    its attempt number, so read and parsed once per process (``cached=False`` while the job
+    still runs and may rewrite it)."""
     results = request.app.state.results
 
     def load() -> dict[str, Any] | None:
@@ -58,7 +73,7 @@ def _output(request: Request, run_id: str, mode: str, name: str, attempt: int) -
         except ObjectNotFound:
             return None
 
-    return MEMO.get(("output", results.url, run_id, mode, attempt, name), load)
+    return MEMO.get(("output", results.url, run_id, mode, attempt, name), load) if cached else load()
 
 
 def job_context(
@@ -71,31 +86,37 @@ def job_context(
     """Everything the status fragment shows: state, progress lines, and once done the results.
     ``status``: the job's status and generation, if the caller has just read them."""
     status, _ = status or read_status(request.app.state.results, run_id, mode)
-    polling = status is not None and not status.finished and not status.stale
+    ahead = (
+        request.app.state.dispatcher.jobs_ahead(run_id, mode)
+        if status is not None and status.state == QUEUED
+        else None
+    )
+    # a job waiting in this app's own worker queue is not stalled, however long it waits; a
+    # stalled one is still asked about, slowly, so a job that recovers shows without a reload
+    stalled = status is not None and status.stale and ahead is None
     context: dict[str, Any] = {
         "run_id": run_id,
         "mode": mode,
         "status": status,
-        "polling": polling,
+        "stalled": stalled,
+        "jobs_ahead": ahead,
+        "polling": status is not None and not status.finished,
+        "poll_every": "10s" if stalled else "1s",
         "problem": problem,
         "metrics": None,
         "summary": None,
     }
+    if mode == EVALUATE and status is not None and status.state == RUNNING and _metrics_ready(status):
+        early = _output(request, run_id, mode, METRICS, status.attempt, cached=False)
+        if early and early.get("attempt") == status.attempt:  # not a previous attempt's
+            context["metrics"] = early
     if status is not None and status.state == SUCCEEDED:
-        attempt = status.attempt
-        if mode == EVALUATE:
-            context["metrics"] = _output(request, run_id, mode, "metrics.json", attempt)
-            if context["metrics"] and context["metrics"].get("positive_class"):
-                context["threshold"] = threshold_view(request, run_id)
-        elif mode == SEARCH:
-            context["leaderboard"] = _output(request, run_id, mode, "leaderboard.json", attempt)
-        elif mode == BATCH:
-            context["batch"] = _output(request, run_id, mode, "output.json", attempt)
-        else:
-            context["summary"] = _output(request, run_id, mode, "summary.json", attempt)
-            context["has_candidates"] = request.app.state.results.exists(
-                job_key(run_id, FINAL, "candidates.csv")
-            )
+        job_type = JOB_TYPES[mode]
+        context[job_type.shown_as] = _output(request, run_id, mode, job_type.result, status.attempt)
+        if mode == EVALUATE and context["metrics"] and context["metrics"].get("positive_class"):
+            context["threshold"] = threshold_view(request, run_id)
+        if mode == FINAL:
+            context["has_candidates"] = request.app.state.results.exists(job_key(run_id, FINAL, CANDIDATES))
     return context
 
 
@@ -105,13 +126,13 @@ def job_status(request: Request) -> Response:
     generation (and, for an evaluation, per saved threshold, which it shows)."""
     run_id, _ = owned_run(request)
     mode = _mode(request)
-    status_key, spec_key = job_key(run_id, mode, "status.json"), run_key(run_id, "spec.json")
+    status_key, spec_key = job_key(run_id, mode, STATUS), run_key(run_id, "spec.json")
     generations = request.app.state.results.generations_of([status_key, spec_key])
     generation = generations.get(status_key, 0)
     status = status_at(request, run_id, mode, generation) if generation else None
 
     def page() -> Response:
-        context = job_context(request, run_id, mode, status=(status, generation))
+        context = {"job": job_context(request, run_id, mode, status=(status, generation))}
         return render(request, "job.html", "_job_status.html", context)
 
     if status is None or not status.finished:
@@ -123,7 +144,7 @@ def job_status(request: Request) -> Response:
 def batch_output(request: Request, run_id: str) -> dict[str, Any] | None:
     """The run's last successful batch prediction: its token, the stored input and output, rows."""
     try:
-        return json.loads(request.app.state.results.read_bytes(job_key(run_id, BATCH, "output.json")))
+        return json.loads(request.app.state.results.read_bytes(job_key(run_id, BATCH, BATCH_OUTPUT)))
     except ObjectNotFound:
         return None
 
@@ -144,13 +165,13 @@ def start(
         spec = spec or RunSpec.from_dict(load_spec(results, run_id))
         job = request_job(results, run_id, mode, spec, restart=restart, options=options)
     except SpecError as error:
-        context = job_context(request, run_id, mode, f"The run's settings are not complete: {error}")
+        context = {"job": job_context(request, run_id, mode, f"The run's settings are not complete: {error}")}
         return render(request, "job.html", "_job_status.html", context, status_code=400)
     except JobConflict as error:
-        context = job_context(request, run_id, mode, f"Not started: {error}.")
+        context = {"job": job_context(request, run_id, mode, f"Not started: {error}.")}
         return render(request, "job.html", "_job_status.html", context, status_code=409)
     request.app.state.dispatcher.start(job)
-    return render(request, "job.html", "_job_status.html", job_context(request, run_id, mode))
+    return render(request, "job.html", "_job_status.html", {"job": job_context(request, run_id, mode)})
 
 
 @form_endpoint
@@ -198,7 +219,7 @@ def card(request: Request) -> Response:
     """The model card of the run's trained model, as HTML (the bundle carries it as Markdown)."""
     run_id, _ = owned_run(request)
     try:
-        bundle = request.app.state.results.read_bytes(job_key(run_id, FINAL, "bundle.zip"))
+        bundle = request.app.state.results.read_bytes(job_key(run_id, FINAL, BUNDLE))
     except ObjectNotFound:
         raise HTTPException(404, "This run has no model card yet: train it on all data first.") from None
     with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
@@ -212,6 +233,6 @@ routes = [
     Route("/figures/{mode}/{name}.svg", run_page(EVALUATE, FINAL)(figure), name="figure"),
     Route("/jobs/{mode}", job_status, name="job_status"),
     Route("/jobs/{mode}", start_job, methods=["POST"], name="start_job"),
-    Route("/bundle.zip", _download("bundle.zip", "application/zip"), name="bundle"),
-    Route("/candidates.csv", _download("candidates.csv", "text/csv"), name="candidates"),
+    Route("/bundle.zip", _download(BUNDLE, "application/zip"), name="bundle"),
+    Route("/candidates.csv", _download(CANDIDATES, "text/csv"), name="candidates"),
 ]

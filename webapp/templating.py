@@ -10,6 +10,7 @@ from starlette.routing import Router
 from starlette.templating import Jinja2Templates
 
 from shared.figures import TITLES
+from shared.job_options import EVALUATION_OPTIONS
 from shared.runs import TITLES as JOB_TITLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,7 @@ templates.env.filters["code_spans"] = code_spans
 templates.env.globals["url_for"] = url_for
 templates.env.globals["figure_titles"] = TITLES
 templates.env.globals["job_titles"] = JOB_TITLES
+templates.env.globals["evaluation_options"] = EVALUATION_OPTIONS
 
 
 @pass_context

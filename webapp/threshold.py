@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shared.cache import MEMO
 from shared.errors import ObjectNotFound
-from shared.runs import EVALUATE, SUCCEEDED, job_key, load_spec, read_status, update_spec
+from shared.runs import EVALUATE, METRICS, OOF, SUCCEEDED, job_key, load_spec, read_status, update_spec
 from shared.thresholds import at_threshold, best_f1, for_precision, for_recall
 from webapp.endpoints import form_endpoint
 from webapp.htmx import render
@@ -33,11 +33,11 @@ def _oof(request: Request, run_id: str) -> tuple[np.ndarray, np.ndarray, dict[st
         )
 
     def load() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, "metrics.json")))
+        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, METRICS)))
         positive = metrics.get("positive_class")
         if positive is None:
             raise HTTPException(400, "Thresholds apply to two-class problems only.")
-        oof = pd.read_parquet(io.BytesIO(results.read_bytes(job_key(run_id, EVALUATE, "oof.parquet"))))
+        oof = pd.read_parquet(io.BytesIO(results.read_bytes(job_key(run_id, EVALUATE, OOF))))
         return (oof["true"] == positive).to_numpy(), oof[f"proba_{positive}"].to_numpy(), metrics
 
     try:

@@ -28,6 +28,7 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.errors import ObjectNotFound, PreconditionFailed, StorageError, StorageUnavailable
+from shared.settings import STORAGE_RETRY_S
 from shared.storage.base import ObjectInfo, validate_key, validate_prefix
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -35,20 +36,9 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 3600:
-        raise StorageError(f"{name}={raw!r}: expected a number of seconds above 0 and below 3600")
-    return value
-
-
 # How long one operation keeps retrying a server that refuses, times out or answers 429/5xx before
-# StorageUnavailable. Short, for the web app; a deployment may give its functions longer (read once).
-RETRY_DEADLINE_S = _seconds("STORAGE_RETRY_S", 5.0)
+# StorageUnavailable (STORAGE_RETRY_S, read once in shared.settings).
+RETRY_DEADLINE_S = STORAGE_RETRY_S
 # Per HTTP request: connecting, and waiting for the next bytes of an answer (a server that accepts
 # but never answers fails after READ_TIMEOUT_S, then is retried within the deadline).
 CONNECT_TIMEOUT_S = 3.05

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.errors import SpecError
+from shared.job_options import FOLDS, SEED, TEST_SIZE
 from shared.profile import EMPTY
 from shared.runs import EVALUATE, update_spec
 from shared.spec import EvaluationPlan, RunSpec
@@ -75,11 +76,11 @@ def start_evaluation(request: Request, form: FormData) -> Response:
     method = str(form.get("method", "kfold"))
     plan = {
         "method": method,
-        "folds": _number(form.get("folds", 5), int),
-        "test_size": _number(form.get("test_size", 0.2), float),
+        "folds": _number(form.get("folds", FOLDS.default), int),
+        "test_size": _number(form.get("test_size", TEST_SIZE.default), float),
         "stratified": form.get("stratified") == "on",
         "importance": form.get("importance") == "on",
-        "seed": _number(form.get("seed", 42), int),
+        "seed": _number(form.get("seed", SEED.default), int),
     }
     group = str(form.get("group_column", "")) or None
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.errors import ObjectNotFound, SpecError
+from shared.job_options import SEARCH_CANDIDATES, SEARCH_MINUTES, SEARCH_OPTIONS
 from shared.params import (
     BOOL,
     DEFAULT_FAMILY,
@@ -23,7 +24,7 @@ from shared.params import (
     to_json_value,
     validate_params,
 )
-from shared.runs import SEARCH, job_key, update_spec
+from shared.runs import LEADERBOARD, SEARCH, job_key, update_spec
 from shared.spec import CALIBRATION_METHODS
 from webapp.endpoints import form_endpoint
 from webapp.htmx import render
@@ -181,19 +182,17 @@ def _whole_number(text: object, low: int, high: int, name: str) -> int:
     return value
 
 
-DEFAULT_SEARCH_MINUTES = 10
-
-
 def _search_limits(request: Request) -> dict:
     """The longest search this deployment can finish, and why it is not an hour."""
     settings = request.app.state.settings
     most = settings.search_minutes_max
     return {
+        "search_options": SEARCH_OPTIONS,
         "search_minutes": {
             "max": most,
-            "default": min(DEFAULT_SEARCH_MINUTES, most),
+            "default": min(int(SEARCH_MINUTES.default), most),
             "reason": settings.search_minutes_reason,
-        }
+        },
     }
 
 
@@ -202,7 +201,12 @@ def start_search(request: Request, form: FormData) -> Response:
     """Search the chosen family's ranges with successive halving, as a job of the run."""
     state = load_run(request)
     limits = _search_limits(request)["search_minutes"]
-    minutes = _whole_number(form.get("minutes", str(limits["default"])), 1, 60, "minutes")
+    minutes = _whole_number(
+        form.get("minutes", str(limits["default"])),
+        int(SEARCH_MINUTES.low),
+        int(SEARCH_MINUTES.high),
+        "minutes",
+    )
     if minutes > limits["max"]:
         raise HTTPException(
             400,
@@ -210,7 +214,12 @@ def start_search(request: Request, form: FormData) -> Response:
             f"({limits['reason']}).",
         )
     options = {
-        "candidates": _whole_number(form.get("candidates", "27"), 8, 200, "candidates"),
+        "candidates": _whole_number(
+            form.get("candidates", str(int(SEARCH_CANDIDATES.default))),
+            int(SEARCH_CANDIDATES.low),
+            int(SEARCH_CANDIDATES.high),
+            "candidates",
+        ),
         "minutes": minutes,
     }
     return start(request, state.run_id, SEARCH, restart=True, options=options)
@@ -220,9 +229,7 @@ def use_best(request: Request) -> Response:
     """Carry the search's winner into the run's model settings."""
     state = load_run(request)
     try:
-        board = json.loads(
-            request.app.state.results.read_bytes(job_key(state.run_id, SEARCH, "leaderboard.json"))
-        )
+        board = json.loads(request.app.state.results.read_bytes(job_key(state.run_id, SEARCH, LEADERBOARD)))
     except ObjectNotFound:
         raise HTTPException(409, "Run a search first.") from None
     best = board["best"]

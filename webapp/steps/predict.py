@@ -18,7 +18,7 @@ from shared.errors import (
     StorageUnavailable,
 )
 from shared.predict import check_csv_start
-from shared.runs import BATCH, FINAL, SUCCEEDED, batch_input_key, job_key
+from shared.runs import BATCH, FINAL, REQUEST, SUCCEEDED, batch_input_key, job_key
 from shared.spec import RunSpec
 from webapp.endpoints import form_endpoint, in_pool
 from webapp.failures import RETRY_AFTER_S
@@ -35,9 +35,7 @@ def _trained_spec(request: Request, state: RunState) -> dict | None:
     """The spec the model was trained with (the draft may have moved on since)."""
     if state.final is None or state.final.state != SUCCEEDED:
         return None
-    return json.loads(request.app.state.results.read_bytes(job_key(state.run_id, FINAL, "request.json")))[
-        "spec"
-    ]
+    return json.loads(request.app.state.results.read_bytes(job_key(state.run_id, FINAL, REQUEST)))["spec"]
 
 
 def _fields(state: RunState, spec: dict) -> list[dict]:
@@ -152,7 +150,7 @@ def _store_and_request(request: Request, form: FormData) -> Response:
 
 def _batch_problem(request: Request, message: str, status_code: int) -> Response:
     state = load_run(request)
-    context = job_context(request, state.run_id, BATCH, message)
+    context = {"job": job_context(request, state.run_id, BATCH, message)}
     return render(request, "job.html", "_job_status.html", context, status_code=status_code)
 
 
