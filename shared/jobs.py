@@ -62,6 +62,7 @@ from shared.runs import (
     batch_input_key,
     figure_name,
     job_key,
+    read_output,
     read_status,
     same_model,
     write_status,
@@ -449,10 +450,7 @@ def _batch(job: Job) -> str:
             data.delete(source)  # a file that cannot be predicted is not kept
         raise
     record = {"token": token, "input": source, "output": output, "rows": rows}
-    try:
-        previous = json.loads(results.read_bytes(job_key(run_id, BATCH, BATCH_OUTPUT)))
-    except ObjectNotFound:
-        previous = None
+    previous = read_output(results, run_id, BATCH, BATCH_OUTPUT)
     results.write_bytes(
         job_key(run_id, BATCH, BATCH_OUTPUT), json.dumps(record).encode(), content_type="application/json"
     )
@@ -466,9 +464,8 @@ def _batch(job: Job) -> str:
 def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, Any] | None:
     """The run's evaluation metrics, if it evaluated this spec (the decision threshold aside:
     choosing it on the evaluation's predictions changes no probability)."""
-    try:
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, METRICS)))
-    except ObjectNotFound:
+    metrics = read_output(results, run_id, EVALUATE, METRICS)
+    if metrics is None:
         return None
     return metrics if same_model(metrics.get("spec"), spec.to_dict()) else None
 

@@ -300,6 +300,17 @@ def fail_unclaimed(storage: Storage, run_id: str, mode: str, attempt: int, messa
     return True
 
 
+def read_output(storage: Storage, run_id: str, mode: str, name: str) -> dict[str, Any] | None:
+    """A job's JSON output (metrics, leaderboard, summary, batch output, request), or None if it
+    was never written; CorruptObject naming it if it is damaged."""
+    key = job_key(run_id, mode, name)
+    try:
+        data = storage.read_bytes(key)
+    except ObjectNotFound:
+        return None
+    return _json_object(data, storage.uri(key))
+
+
 def read_request(storage: Storage, run_id: str, mode: str) -> JobRequest:
     key = job_key(run_id, mode, REQUEST)
     return _parsed(JobRequest.from_json, storage.read_bytes(key), storage.uri(key))

@@ -95,11 +95,16 @@ def _score(truth: np.ndarray, proba: np.ndarray, data: Prepared) -> float:
 
 
 def _cross_validate(
-    spec: RunSpec, kinds: Mapping[str, str], data: Prepared, n_jobs: int, deadline: float
+    spec: RunSpec,
+    kinds: Mapping[str, str],
+    data: Prepared,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    n_jobs: int,
+    deadline: float,
 ) -> float | None:
     y = data.labels.to_numpy()
     scores = []
-    for train, test in splits(data, spec.evaluation):
+    for train, test in folds:
         if time.monotonic() > deadline:
             return None
         model, _ = fit_model(spec, kinds, data.features.iloc[train], data.labels.iloc[train], n_jobs)
@@ -153,6 +158,7 @@ def search(
     for r in range(rounds):
         share = ETA ** (r - rounds + 1)
         data = _subsample(full, share, spec.evaluation.seed + r)
+        folds = splits(data, spec.evaluation)  # the same for every candidate of the round
         for candidate in pool:
             if time.monotonic() > deadline:
                 stopped_early = True
@@ -161,6 +167,7 @@ def search(
                 spec.replace(model={"family": spec.model.family, "params": candidate.params}),
                 kinds,
                 data,
+                folds,
                 n_jobs,
                 deadline,
             )

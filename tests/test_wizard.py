@@ -476,4 +476,11 @@ def test_metrics_show_while_the_figures_and_importance_are_still_coming(client, 
     )
     page = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX).text
     assert 'data-testid="metrics"' in page and 'data-testid="figures-pending"' in page and "every 1s" in page
-    write_status(results, run_id, EVALUATE, replace(running, state=SUCCEEDED), generation)
+    generation = write_status(results, run_id, EVALUATE, replace(running, state=SUCCEEDED), generation)
+
+    # a record cut short (a crashed writer, a bad copy) is said plainly, never a traceback
+    results.write_bytes(f"runs/{run_id}/evaluate/metrics.json", b'{"protocol": {"method": "kf')
+    write_status(results, run_id, EVALUATE, replace(running, state=SUCCEEDED, attempt=9), generation)
+    damaged = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX)
+    assert damaged.status_code == 500 and 'data-testid="damaged-record"' in damaged.text
+    assert "Traceback" not in damaged.text and "metrics.json" not in damaged.text

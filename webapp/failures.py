@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import NoMatchFound
 
-from shared.errors import StorageUnavailable
+from shared.errors import CorruptObject, StorageUnavailable
 from webapp.htmx import is_htmx
 
 log = logging.getLogger("webapp.failures")
@@ -72,4 +72,22 @@ async def storage_unavailable(request: Request, exc: Exception) -> Response:
     return HTMLResponse(body, status_code=503, headers=headers)
 
 
-exception_handlers: dict[Any, Any] = {StorageUnavailable: storage_unavailable}
+DAMAGED = (
+    "A stored record of this run is damaged, so this cannot be shown. Restart the job, or start a new run."
+)
+
+
+async def damaged_record(request: Request, exc: Exception) -> Response:
+    """A stored record that is not whole (CorruptObject): said plainly; which object, in the log."""
+    log.error("damaged record for %s %s: %s", request.method, request.url.path, exc)
+    body = f'<p class="alert" role="alert" data-testid="damaged-record">{escape(DAMAGED)}</p>'
+    if not is_htmx(request):
+        body = (
+            '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            "<title>Damaged record · Mission Control for Exoplanets</title>\n</head>\n"
+            f'<body>\n<main id="main">\n<h1>Damaged record</h1>\n{body}\n</main>\n</body>\n</html>\n'
+        )
+    return HTMLResponse(body, status_code=500, headers={"Cache-Control": "no-store", "Vary": "HX-Request"})
+
+
+exception_handlers: dict[Any, Any] = {StorageUnavailable: storage_unavailable, CorruptObject: damaged_record}

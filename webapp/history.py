@@ -1,7 +1,5 @@
 """This browser's runs, and two or more of them side by side."""
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,8 +11,8 @@ from shared.runs import (
     FINAL,
     METRICS,
     check_run_id,
-    job_key,
     load_spec,
+    read_output,
     read_status,
     workspace_runs,
 )
@@ -31,7 +29,7 @@ def _summary(request: Request, run_id: str) -> dict:
     final, _ = read_status(results, run_id, FINAL)
     metrics = None
     if evaluate is not None and evaluate.state == "succeeded":
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, METRICS)))
+        metrics = read_output(results, run_id, EVALUATE, METRICS)
     return {
         "run_id": run_id,
         "meta": meta,

@@ -36,6 +36,7 @@ from shared.runs import (
     figure_name,
     job_key,
     load_spec,
+    read_output,
     read_status,
     request_job,
     run_key,
@@ -68,10 +69,7 @@ def _output(
     results = request.app.state.results
 
     def load() -> dict[str, Any] | None:
-        try:
-            return json.loads(results.read_bytes(job_key(run_id, mode, name)))
-        except ObjectNotFound:
-            return None
+        return read_output(results, run_id, mode, name)
 
     return MEMO.get(("output", results.url, run_id, mode, attempt, name), load) if cached else load()
 
@@ -143,10 +141,7 @@ def job_status(request: Request) -> Response:
 
 def batch_output(request: Request, run_id: str) -> dict[str, Any] | None:
     """The run's last successful batch prediction: its token, the stored input and output, rows."""
-    try:
-        return json.loads(request.app.state.results.read_bytes(job_key(run_id, BATCH, BATCH_OUTPUT)))
-    except ObjectNotFound:
-        return None
+    return read_output(request.app.state.results, run_id, BATCH, BATCH_OUTPUT)
 
 
 def start(

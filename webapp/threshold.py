@@ -1,7 +1,6 @@
 """The binary decision threshold, moved interactively over the out-of-fold probabilities."""
 
 import io
-import json
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,17 @@ from starlette.routing import Route
 
 from shared.cache import MEMO
 from shared.errors import ObjectNotFound
-from shared.runs import EVALUATE, METRICS, OOF, SUCCEEDED, job_key, load_spec, read_status, update_spec
+from shared.runs import (
+    EVALUATE,
+    METRICS,
+    OOF,
+    SUCCEEDED,
+    job_key,
+    load_spec,
+    read_output,
+    read_status,
+    update_spec,
+)
 from shared.thresholds import at_threshold, best_f1, for_precision, for_recall
 from webapp.endpoints import form_endpoint
 from webapp.htmx import render
@@ -33,7 +42,7 @@ def _oof(request: Request, run_id: str) -> tuple[np.ndarray, np.ndarray, dict[st
         )
 
     def load() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        metrics = json.loads(results.read_bytes(job_key(run_id, EVALUATE, METRICS)))
+        metrics = read_output(results, run_id, EVALUATE, METRICS) or {}
         positive = metrics.get("positive_class")
         if positive is None:
             raise HTTPException(400, "Thresholds apply to two-class problems only.")

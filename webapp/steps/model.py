@@ -1,7 +1,6 @@
 """Step 3: the model family and its hyperparameters, rendered from the schema and checked
 inline as the researcher types; optional L1/L2 feature selection."""
 
-import json
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -10,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.errors import ObjectNotFound, SpecError
+from shared.errors import SpecError
 from shared.job_options import SEARCH_CANDIDATES, SEARCH_MINUTES, SEARCH_OPTIONS
 from shared.params import (
     BOOL,
@@ -24,7 +23,7 @@ from shared.params import (
     to_json_value,
     validate_params,
 )
-from shared.runs import LEADERBOARD, SEARCH, job_key, update_spec
+from shared.runs import LEADERBOARD, SEARCH, read_output, update_spec
 from shared.spec import CALIBRATION_METHODS
 from webapp.endpoints import form_endpoint
 from webapp.htmx import render
@@ -228,10 +227,9 @@ def start_search(request: Request, form: FormData) -> Response:
 def use_best(request: Request) -> Response:
     """Carry the search's winner into the run's model settings."""
     state = load_run(request)
-    try:
-        board = json.loads(request.app.state.results.read_bytes(job_key(state.run_id, SEARCH, LEADERBOARD)))
-    except ObjectNotFound:
-        raise HTTPException(409, "Run a search first.") from None
+    board = read_output(request.app.state.results, state.run_id, SEARCH, LEADERBOARD)
+    if board is None:
+        raise HTTPException(409, "Run a search first.")
     best = board["best"]
     update_spec(
         request.app.state.results,

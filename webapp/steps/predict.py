@@ -1,6 +1,5 @@
 """Step 6: predict one row from a generated form, or a whole CSV; download a template."""
 
-import json
 import secrets
 
 from starlette.datastructures import FormData
@@ -18,7 +17,7 @@ from shared.errors import (
     StorageUnavailable,
 )
 from shared.predict import check_csv_start
-from shared.runs import BATCH, FINAL, REQUEST, SUCCEEDED, batch_input_key, job_key
+from shared.runs import BATCH, FINAL, SUCCEEDED, batch_input_key, read_request
 from shared.spec import RunSpec
 from webapp.endpoints import form_endpoint, in_pool
 from webapp.failures import RETRY_AFTER_S
@@ -35,7 +34,7 @@ def _trained_spec(request: Request, state: RunState) -> dict | None:
     """The spec the model was trained with (the draft may have moved on since)."""
     if state.final is None or state.final.state != SUCCEEDED:
         return None
-    return json.loads(request.app.state.results.read_bytes(job_key(state.run_id, FINAL, REQUEST)))["spec"]
+    return read_request(request.app.state.results, state.run_id, FINAL).spec
 
 
 def _fields(state: RunState, spec: dict) -> list[dict]:
