@@ -205,6 +205,20 @@ def fold_metrics(
     return {k: float(v) for k, v in out.items()}
 
 
+def _baseline_predictions(
+    train_labels: np.ndarray, n_test: int, classes: list[str], seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Predictions of two models that learned nothing but the training split's class shares:
+    (predicted classes, probabilities) for a test split of ``n_test`` rows."""
+    counts = np.array([np.sum(train_labels == c) for c in classes], dtype=float)
+    shares = counts / counts.sum()
+    proba = np.tile(shares, (n_test, 1))
+    majority = np.full(n_test, classes[int(np.argmax(counts))], dtype=object)
+    rng = np.random.default_rng(seed)
+    drawn = np.asarray(classes, dtype=object)[rng.choice(len(classes), size=n_test, p=shares)]
+    return {"majority": (majority, proba), "random": (drawn, proba)}
+
+
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     # mean recall over the classes present in this test set (scikit-learn warns otherwise)
     labels = sorted(set(y_true))
@@ -240,6 +254,9 @@ class EvaluationResult:
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     importance: list[dict[str, Any]] = field(default_factory=list)  # permutation, held-out splits
     calibration: dict[str, Any] | None = None  # Brier score and reliability, before and after
+    # what a model that learned nothing scores on the same splits: always the training split's
+    # majority class (probabilities: its class shares), and a random class drawn by those shares
+    baselines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -256,6 +273,7 @@ class EvaluationResult:
             "curves": self.curves,
             "importance": self.importance,
             "calibration": self.calibration,
+            "baselines": self.baselines,
         }
 
 
@@ -285,6 +303,7 @@ def evaluate(
     pred_oof = np.empty(len(y), dtype=object)
     fold_of = np.full(len(y), -1)
     per_fold, notes, fitted = [], [], []
+    baseline_folds: dict[str, list[dict[str, float]]] = {}
     for number, (train, test) in enumerate(folds, start=1):
         train_x, train_y, test_x = (
             data.features.iloc[train],
@@ -303,6 +322,12 @@ def evaluate(
         pred = np.asarray(data.classes, dtype=object)[proba.argmax(axis=1)]
         proba_oof[test], pred_oof[test], fold_of[test] = proba, pred, number
         per_fold.append(fold_metrics(y[test], pred, proba, data.classes, data.positive_class))
+        for name, (base_pred, base_proba) in _baseline_predictions(
+            y[train], len(test), data.classes, seed=number
+        ).items():
+            baseline_folds.setdefault(name, []).append(
+                fold_metrics(y[test], base_pred, base_proba, data.classes, data.positive_class)
+            )
         headline = per_fold[-1]["roc_auc"]
         score = (
             f"ROC-AUC {headline:.3f}"
@@ -347,6 +372,7 @@ def evaluate(
         calibration_report(
             spec.calibration, y[tested], raw_oof[tested], proba_oof[tested], data.classes, data.positive_class
         ),
+        {name: summarize(folds_) for name, folds_ in baseline_folds.items()},
     )
     if not fitted:
         return result

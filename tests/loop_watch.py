@@ -15,9 +15,23 @@ import asyncio
 import gc
 import logging
 import re
+import resource
 import time
 
 LIMIT_S = 0.05
+_run_handle = asyncio.events.Handle._run
+
+
+def _run_noting_usage(handle: asyncio.Handle) -> None:
+    """Each callback starts by noting its thread's CPU time and involuntary context switches, so
+    a slow report can tell a callback that held the loop from one that waited for a CPU."""
+    loop = handle._loop
+    if loop is not None and loop.get_debug():
+        loop._watch_usage = resource.getrusage(resource.RUSAGE_THREAD)
+    _run_handle(handle)
+
+
+asyncio.events.Handle._run = _run_noting_usage
 
 
 def debug_loop() -> asyncio.AbstractEventLoop:
@@ -60,8 +74,21 @@ class LoopWatch:
             return
         seconds, now = float(took.group(1)), time.monotonic()
         collecting = sum(spent for ended, spent in self.collections if now - ended <= seconds + 0.01)
-        if seconds - collecting > self.limit:
+        if seconds - collecting > self.limit and not self._waited_for_a_cpu():
             self.reports.append(f"{message} (while answering {self.last!r})")
+
+    def _waited_for_a_cpu(self) -> bool:
+        """The slow callback (it just ended, on this thread) used little CPU and was preempted:
+        the machine was busy, the loop was not held. Blocking I/O or a sleep uses little CPU
+        too, but gives the CPU up voluntarily, so it is still reported."""
+        try:
+            start = asyncio.get_running_loop()._watch_usage
+        except (RuntimeError, AttributeError):
+            return False
+        end = resource.getrusage(resource.RUSAGE_THREAD)
+        cpu = (end.ru_utime - start.ru_utime) + (end.ru_stime - start.ru_stime)
+        preempted = end.ru_nivcsw - start.ru_nivcsw
+        return preempted > 0 and cpu < self.limit
 
     last = None
 

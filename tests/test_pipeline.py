@@ -230,3 +230,29 @@ def test_calibration_report_and_its_limits(koi, koi_kinds, koi_features):
     )
     with pytest.raises(DataError, match="cannot be combined with calibration"):
         train_final(koi, weighted, koi_kinds)
+
+
+def test_baselines_score_what_learning_nothing_scores_on_the_same_splits(koi, koi_kinds, koi_features):
+    """Beside every metric: a model that always names the training split's commonest class and
+    one that draws a class by the shares, each with the class shares as probabilities."""
+    spec = RunSpec.from_dict(
+        koi_spec(
+            koi_features, model={"family": "logistic_regression"}, evaluation={"method": "kfold", "folds": 4}
+        )
+    )
+    result = evaluate(koi, spec, koi_kinds, n_jobs=2)
+    labels = result.out_of_fold["true"]
+    share = float((labels == result.positive_class).mean())
+    majority, random = result.baselines["majority"], result.baselines["random"]
+    assert majority["accuracy"]["mean"] == pytest.approx(max(share, 1 - share), abs=0.02)
+    assert majority["balanced_accuracy"]["mean"] == pytest.approx(0.5)
+    assert majority["roc_auc"]["mean"] == pytest.approx(0.5) and random["roc_auc"]["mean"] == pytest.approx(
+        0.5
+    )
+    assert majority["pr_auc"]["mean"] == pytest.approx(share, abs=0.02)
+    prior_loss = -(share * np.log(share) + (1 - share) * np.log(1 - share))
+    assert majority["log_loss"]["mean"] == pytest.approx(prior_loss, abs=0.01)
+    assert random["accuracy"]["mean"] == pytest.approx(share**2 + (1 - share) ** 2, abs=0.03)
+    assert len(majority["accuracy"]["folds"]) == 4
+    assert result.metrics["roc_auc"]["mean"] > 0.8 > random["roc_auc"]["mean"]
+    assert result.to_dict()["baselines"] == result.baselines

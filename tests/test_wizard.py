@@ -298,7 +298,7 @@ def test_evaluate_ship_predict_end_to_end(client):
     assert run_id[:9] in history.text and "succeeded" in history.text
     other = _new_run(client)
     compare = client.get(f"/runs/compare?run={run_id}&run={other}")
-    assert compare.template.name == "compare.html" and "roc_auc" in compare.text
+    assert compare.template.name == "compare.html" and '<th scope="row">ROC-AUC</th>' in compare.text
 
 
 def test_stalled_job_restarts_and_second_start_is_refused(client, app):
@@ -462,6 +462,9 @@ def test_metrics_show_while_the_figures_and_importance_are_still_coming(client, 
         time.sleep(0.2)
     done, generation = read_status(results, run_id, EVALUATE)
     assert done.state == SUCCEEDED, done.message
+    shown = client.get(f"/runs/{run_id}/evaluate").text  # each number with its meaning and baselines
+    assert re.search(r'data-baseline="majority-roc_auc">\s*0\.500<', shown) and "0.5 is guessing" in shown
+    assert re.search(r'data-baseline="random-accuracy">\s*0\.\d{3}<', shown)
     metrics = json.loads(results.read_bytes(f"runs/{run_id}/evaluate/metrics.json"))
     assert metrics["attempt"] == done.attempt and metrics["figures_pending"] is False and metrics["figures"]
     assert [text for _, text in done.lines].index(METRICS_READY) < len(done.lines) - 1

@@ -11,6 +11,7 @@ from starlette.templating import Jinja2Templates
 
 from shared.figures import TITLES
 from shared.job_options import EVALUATION_OPTIONS
+from shared.metric_info import BASELINES, METRICS
 from shared.runs import TITLES as JOB_TITLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,8 @@ templates.env.globals["url_for"] = url_for
 templates.env.globals["figure_titles"] = TITLES
 templates.env.globals["job_titles"] = JOB_TITLES
 templates.env.globals["evaluation_options"] = EVALUATION_OPTIONS
+templates.env.globals["metric_info"] = METRICS
+templates.env.globals["baseline_labels"] = BASELINES
 
 
 @pass_context
