@@ -1,5 +1,6 @@
 """Uploads with a size limit enforced while the body streams in, not after it arrived."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,9 @@ def limited_request(request: Request, limit_bytes: int, limit_mb: int) -> Reques
 
     async def counting_receive() -> dict[str, Any]:
         nonlocal received
+        # one chunk per turn of the loop: when many are already buffered, the form parser would
+        # otherwise parse them all in one go and keep every other request waiting
+        await asyncio.sleep(0)
         message = await receive()
         received += len(message.get("body", b""))
         if received > limit_bytes + 64 * 1024:
