@@ -15,8 +15,11 @@ import pandas as pd
 
 from shared.catalog import KnownColumn
 from shared.labels import apply_mapping, labels_as_text
+from shared.leakage import IDENTIFIER as IDENTIFIER_RULE
 from shared.leakage import detect
-from shared.profile import CONSTANT, EMPTY, ColumnProfile
+from shared.profile import CONSTANT, EMPTY, IDENTIFIER, ColumnProfile
+
+MAX_KEY_COLUMNS = 3
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ColumnAdvice:
     excluded: bool  # left out of the features by default
     leakage: bool  # known or detected to give the label away
     reasons: tuple[str, ...]
+    identifier: bool = False  # detected as an identifier or name (a key for outputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +38,7 @@ class ColumnAdvice:
             "excluded": self.excluded,
             "leakage": self.leakage,
             "reasons": list(self.reasons),
+            "identifier": self.identifier,
         }
 
     @classmethod
@@ -44,6 +49,7 @@ class ColumnAdvice:
             bool(data["excluded"]),
             bool(data["leakage"]),
             tuple(str(r) for r in data["reasons"]),
+            bool(data.get("identifier", False)),
         )
 
 
@@ -80,12 +86,26 @@ def advise(
             reasons.append("entirely empty")
         elif profile.kind == CONSTANT:
             reasons.append("holds a single value")
-        advice.append(ColumnAdvice(profile.name, profile.kind, bool(reasons), leakage, tuple(reasons)))
+        identifier = finding is not None and finding.rule == IDENTIFIER_RULE
+        advice.append(
+            ColumnAdvice(profile.name, profile.kind, bool(reasons), leakage, tuple(reasons), identifier)
+        )
     return advice
 
 
 def default_features(advice: Iterable[ColumnAdvice]) -> list[str]:
     return [a.name for a in advice if not a.excluded]
+
+
+def key_columns(advice: Iterable[ColumnAdvice], known_keys: Sequence[str] = ()) -> list[str]:
+    """Columns that identify a row in templates and outputs: a built-in's own, else an upload's
+    identifier columns (unique per row first, then names the detector found)."""
+    if known_keys:
+        return list(known_keys)
+    advice = list(advice)
+    unique = [a.name for a in advice if a.kind == IDENTIFIER]
+    named = [a.name for a in advice if a.identifier and a.name not in unique]
+    return (unique + named)[:MAX_KEY_COLUMNS]
 
 
 def leakage_warnings(features: Iterable[str], advice: Iterable[ColumnAdvice]) -> list[str]:

@@ -28,8 +28,9 @@ from shared.errors import DataError
 from shared.folds import FastStratifiedGroupKFold
 from shared.labels import apply_mapping, labels_as_text
 from shared.models import balancing_weights
-from shared.pipeline import build_pipeline, check_columns, fit_notes, fit_pipeline
+from shared.pipeline import build_pipeline, check_columns, fit_notes, fit_pipeline, model_inputs
 from shared.spec import EvaluationPlan, RunSpec
+from shared.thresholds import predicted_classes
 
 MAX_CLASSES = 50
 Progress = Callable[[str, float], None]
@@ -219,6 +220,21 @@ def _baseline_predictions(
     return {"majority": (majority, proba), "random": (drawn, proba)}
 
 
+def _kept_summary(counts: list[tuple[int, int]], spec: RunSpec) -> dict[str, Any] | None:
+    """How many model inputs L1/L2 selection kept per split, out of how many."""
+    if not counts:
+        return None
+    kept = [k for k, _ in counts]
+    return {
+        "method": spec.feature_selection.method,
+        "mean": float(np.mean(kept)),
+        "min": min(kept),
+        "max": max(kept),
+        "of": max(total for _, total in counts),
+        "folds": kept,
+    }
+
+
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     # mean recall over the classes present in this test set (scikit-learn warns otherwise)
     labels = sorted(set(y_true))
@@ -257,6 +273,8 @@ class EvaluationResult:
     # what a model that learned nothing scores on the same splits: always the training split's
     # majority class (probabilities: its class shares), and a random class drawn by those shares
     baselines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # L1/L2 selection: how many model inputs each split's fit kept (None without selection)
+    kept_inputs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -274,6 +292,7 @@ class EvaluationResult:
             "importance": self.importance,
             "calibration": self.calibration,
             "baselines": self.baselines,
+            "kept_inputs": self.kept_inputs,
         }
 
 
@@ -302,7 +321,7 @@ def evaluate(
     raw_oof = np.full((len(y), len(data.classes)), np.nan)
     pred_oof = np.empty(len(y), dtype=object)
     fold_of = np.full(len(y), -1)
-    per_fold, notes, fitted = [], [], []
+    per_fold, notes, fitted, kept_counts = [], [], [], []
     baseline_folds: dict[str, list[dict[str, float]]] = {}
     for number, (train, test) in enumerate(folds, start=1):
         train_x, train_y, test_x = (
@@ -319,7 +338,10 @@ def evaluate(
             raw_oof[test] = _aligned_proba(raw_model, test_x, data.classes)
         if importance_repeats:
             fitted.append((pipe, test))
-        pred = np.asarray(data.classes, dtype=object)[proba.argmax(axis=1)]
+        pred = predicted_classes(proba, data.classes, data.positive_class)
+        if spec.feature_selection.method != "none":
+            inputs, kept = model_inputs(pipe)
+            kept_counts.append((len(kept), len(inputs)))
         proba_oof[test], pred_oof[test], fold_of[test] = proba, pred, number
         per_fold.append(fold_metrics(y[test], pred, proba, data.classes, data.positive_class))
         for name, (base_pred, base_proba) in _baseline_predictions(
@@ -373,6 +395,7 @@ def evaluate(
             spec.calibration, y[tested], raw_oof[tested], proba_oof[tested], data.classes, data.positive_class
         ),
         {name: summarize(folds_) for name, folds_ in baseline_folds.items()},
+        _kept_summary(kept_counts, spec),
     )
     if not fitted:
         return result

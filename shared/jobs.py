@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pandas as pd
+
 from shared import runs
 from shared.bundle import build_metadata, write_bundle
 from shared.catalog import BUILTINS
-from shared.columns import leakage_warnings
+from shared.columns import key_columns, leakage_warnings
 from shared.errors import (
     DataError,
     InvalidKey,
@@ -38,7 +40,7 @@ from shared.explain import summary as explanation_summary
 from shared.figures import evaluation_figures, shap_figure
 from shared.job_options import SEARCH_CANDIDATES, SEARCH_MINUTES
 from shared.pipeline import with_threshold
-from shared.profile import IDENTIFIER, column_kinds
+from shared.profile import column_kinds
 from shared.runs import (
     BATCH,
     BATCH_OUTPUT,
@@ -73,6 +75,7 @@ from shared.sources import DatasetInfo, cached_advice, load_info, load_table
 from shared.spec import RunSpec
 from shared.storage import Storage
 from shared.threads import compute_threads
+from shared.thresholds import DEFAULT_THRESHOLD, at_threshold
 
 log = logging.getLogger(__name__)
 IMPORTANCE_REPEATS = 3
@@ -245,7 +248,7 @@ def _dataset(
         spec.group_column,
         builtin.known_columns if builtin else None,
     )
-    keys = list(builtin.key_columns) if builtin else [a.name for a in advice if a.kind == IDENTIFIER][:3]
+    keys = key_columns(advice, builtin.key_columns if builtin else ())
     leaky = [a.name for a in advice if a.leakage]
     return frame, info, column_kinds(info.profiles()), keys, leakage_warnings(spec.features, advice), leaky
 
@@ -325,7 +328,12 @@ def _final(job: Job) -> str:
     )
     if shap_summary is not None:
         reporter.line(f"Explanation done in {time.monotonic() - started:.0f} s", 0.87)
-    pipe = with_threshold(pipe, spec.threshold, prepared.positive_class)
+    # a binary model decides by the one tie rule (positive at >= 0.5 unless tuned), as its
+    # evaluation did; a bare predict() would break ties at exactly 0.5 by class order
+    cut = (
+        spec.threshold if spec.threshold is not None or prepared.positive_class is None else DEFAULT_THRESHOLD
+    )
+    pipe = with_threshold(pipe, cut, prepared.positive_class)
     metadata = build_metadata(
         pipe,
         spec,
@@ -338,6 +346,7 @@ def _final(job: Job) -> str:
     )
     metadata["key_columns"] = [k for k in keys if k in frame.columns and k not in spec.features]
     metadata["threshold"] = spec.threshold
+    metadata["at_threshold"] = _at_threshold(results, run_id, metadata["evaluation"], cut)
     metadata["leakage_warnings"] = warnings
     metadata["excluded_leakage"] = [c for c in leaky if c not in spec.features]
     metadata["data_source"] = _describe(info)
@@ -364,6 +373,8 @@ def _final(job: Job) -> str:
         "notes": notes,
         "explanation": shap_summary,
         "figures": sorted(figures),
+        "spec": spec.to_dict(),
+        "key_columns": metadata["key_columns"],
     }
     results.write_bytes(
         job_key(run_id, FINAL, SUMMARY),
@@ -468,6 +479,19 @@ def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, An
     if metrics is None:
         return None
     return metrics if same_model(metrics.get("spec"), spec.to_dict()) else None
+
+
+def _at_threshold(
+    results: Storage, run_id: str, evaluation: dict[str, Any] | None, threshold: float | None
+) -> dict[str, float] | None:
+    """Scores of a binary model at the threshold it decides by, on the evaluation's pooled
+    out-of-fold predictions (the evaluation's own means are at 0.5)."""
+    positive = (evaluation or {}).get("positive_class")
+    if positive is None or threshold is None:
+        return None
+    oof = pd.read_parquet(io.BytesIO(results.read_bytes(job_key(run_id, EVALUATE, OOF))))
+    truth = (oof["true"] == positive).to_numpy()
+    return at_threshold(truth, oof[f"proba_{positive}"].to_numpy(), threshold).to_dict()
 
 
 def _figures_of(results: Storage, run_id: str, evaluation: dict[str, Any] | None) -> dict[str, bytes]:

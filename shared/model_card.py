@@ -11,6 +11,10 @@ METRIC_NAMES = {
     "recall": "Recall", "f1": "F1", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "Log loss",
     "f1_macro": "F1 (macro)", "precision_macro": "Precision (macro)", "recall_macro": "Recall (macro)",
 }  # fmt: skip
+THRESHOLD_METRICS = {
+    "accuracy", "balanced_accuracy", "precision", "recall", "f1",
+    "f1_macro", "precision_macro", "recall_macro",
+}  # fmt: skip
 LIMITATIONS = (
     "Candidates are not ground truth: CANDIDATE and PC rows are unresolved, so a model trained on them "
     "learns the archive's current opinion, not nature.",
@@ -64,11 +68,24 @@ def _evaluation(m: Mapping[str, Any]) -> Section:
     stratified = ", stratified" if protocol.get("stratified") else ""
     grouped = f", grouped by `{protocol['grouped_by']}`" if protocol.get("grouped_by") else ""
     lines = [f"{how}{stratified}{grouped}, seed {protocol.get('seed')}."]
+    at = m.get("at_threshold")
+    if at:
+        lines.append(
+            f"At the decision threshold {at['threshold']:.3f} the model ships with (pooled out-of-fold "
+            f"predictions): precision {at['precision']:.3f}, recall {at['recall']:.3f}, F1 {at['f1']:.3f}, "
+            f"accuracy {at['accuracy']:.3f}, balanced accuracy {at['balanced_accuracy']:.3f} "
+            f"({at['tp']:,} true and {at['fp']:,} false positives, {at['fn']:,} missed)."
+        )
+    cut = " at the 0.5 cut-off" if evaluation.get("positive_class") else ""
+    majority = (evaluation.get("baselines") or {}).get("majority", {})
     for key, label in METRIC_NAMES.items():
         value = evaluation.get("metrics", {}).get(key)
         if value and value.get("mean") is not None:
             spread = f" ± {value['std']:.3f}" if value.get("std") is not None else ""
-            lines.append(f"{label}: {value['mean']:.3f}{spread}")
+            where = cut if key in THRESHOLD_METRICS else ""
+            base = (majority.get(key) or {}).get("mean")
+            versus = f" (always the commonest class: {base:.3f})" if base is not None else ""
+            lines.append(f"{label}{where}, mean over splits: {value['mean']:.3f}{spread}{versus}")
     if evaluation.get("positive_class"):
         lines.append(f"Positive class for precision, recall and F1: {evaluation['positive_class']}.")
     top = evaluation.get("importance", [])[:8]
@@ -82,8 +99,10 @@ def _decision(m: Mapping[str, Any]) -> Section:
     threshold = m.get("threshold")
     if threshold is not None:
         rule = f"Predicts {m.get('positive_class')} when its probability is at least {threshold:.3f}."
+    elif m.get("positive_class") and len(m.get("classes", [])) == 2:
+        rule = f"Predicts {m['positive_class']} when its probability is at least 0.500 (not tuned)."
     else:
-        rule = "Predicts the most probable class (no tuned threshold)."
+        rule = "Predicts the most probable class."
     calibration = (m.get("spec") or {}).get("calibration", "none")
     report = (m.get("evaluation") or {}).get("calibration")
     if calibration == "none":

@@ -402,6 +402,21 @@ def family(key: str) -> Family:
     return fam
 
 
+def model_name(spec: Mapping[str, Any] | None) -> str:
+    """A spec's model as a researcher reads it: the family's display name (the default family's if none)."""
+    key = ((spec or {}).get("model") or {}).get("family") or DEFAULT_FAMILY
+    found = FAMILIES.get(key) if isinstance(key, str) else None
+    return found.name if found else str(key)
+
+
+def results_label(evaluated: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> str:
+    """Whose results these are when the run's model has changed since they were made."""
+    before = model_name(evaluated)
+    if model_name(current) != before:
+        return f"for {before}, before your change"
+    return f"for {before} with its earlier settings, before your change"
+
+
 def quoted(value: Any, limit: int = 60) -> str:
     """A value as an error message quotes it: its repr, cut short if long."""
     try:

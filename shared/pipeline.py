@@ -94,18 +94,26 @@ def with_threshold(pipe: Pipeline, threshold: float | None, positive: str | None
     )
 
 
-def kept_features(pipe: Any) -> list[str]:
-    """Names of the model's input columns after preprocessing and selection, e.g. 'koi_period'
-    or 'koi_tce_delivname_q1_q17_dr25_tce' for a one-hot column."""
+def model_inputs(pipe: Any) -> tuple[list[str], list[str]]:
+    """The model's input columns after preprocessing, before and after selection: names such as
+    'koi_period' or 'koi_tce_delivname_q1_q17_dr25_tce' for a one-hot column."""
     if isinstance(pipe, FixedThresholdClassifier):
         pipe = pipe.estimator
     if isinstance(pipe, CalibratedClassifierCV):  # the first calibrated copy's fitted pipeline
         pipe = pipe.calibrated_classifiers_[0].estimator
-    names = list(pipe.named_steps["preprocess"].get_feature_names_out())
-    if "select" in pipe.named_steps:
-        mask = pipe.named_steps["select"].get_support()
-        names = [n for n, keep in zip(names, mask, strict=True) if keep]
-    return [n.split("__", 1)[1] if "__" in n else n for n in names]
+    names = [
+        n.split("__", 1)[1] if "__" in n else n
+        for n in pipe.named_steps["preprocess"].get_feature_names_out()
+    ]
+    if "select" not in pipe.named_steps:
+        return names, names
+    mask = pipe.named_steps["select"].get_support()
+    return names, [n for n, keep in zip(names, mask, strict=True) if keep]
+
+
+def kept_features(pipe: Any) -> list[str]:
+    """Names of the model's input columns after preprocessing and selection."""
+    return model_inputs(pipe)[1]
 
 
 def check_columns(frame: pd.DataFrame, features: Sequence[str]) -> None:

@@ -25,6 +25,7 @@ from shared.data import reject_binary
 from shared.errors import DataError, MissionError, ObjectNotFound
 from shared.runs import BUNDLE, FINAL, SUCCEEDED, job_key, read_status, run_key
 from shared.storage import Storage
+from shared.thresholds import predicted_classes
 
 CHUNK_BYTES = 8 * 1024 * 1024  # about 25,000 KOI-like rows per chunk: memory stays bounded
 MAX_JSON_ROWS = 100_000
@@ -141,12 +142,9 @@ def predict_frame(bundle: LoadedBundle, frame: pd.DataFrame, *, first_row: int =
 
 
 def _decide(proba: np.ndarray, classes: list[str], metadata: Mapping[str, Any]) -> np.ndarray:
-    """The most probable class, or for a tuned binary model the positive class from its threshold on."""
-    threshold = metadata.get("threshold")
-    if threshold is None:
-        return np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    positive = classes.index(metadata["positive_class"])
-    return np.where(proba[:, positive] >= threshold, classes[positive], classes[1 - positive]).astype(object)
+    """The class each row gets: one tie rule with the evaluation (shared.thresholds)."""
+    positive = metadata.get("positive_class") if len(classes) == 2 else None
+    return predicted_classes(proba, classes, positive, metadata.get("threshold"))
 
 
 def predict_rows(bundle: LoadedBundle, rows: Any, *, explain: bool = False) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.errors import CorruptObject, InvalidKey, ObjectNotFound, PreconditionFailed
+from shared.errors import CorruptObject, InvalidKey, ObjectNotFound, PreconditionFailed, SpecError
 from shared.settings import JOB_STALE_AFTER_S
 from shared.spec import RunSpec
 from shared.storage import Storage
@@ -394,3 +394,13 @@ def same_model(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool
     if a is None or b is None:
         return False
     return {**a, "threshold": None} == {**b, "threshold": None}
+
+
+def made_with_draft(made_with: Mapping[str, Any] | None, draft: Mapping[str, Any]) -> bool:
+    """Whether results made with the spec ``made_with`` describe the run's draft spec as it is
+    now (an incomplete draft describes no results)."""
+    try:
+        current = RunSpec.from_dict(dict(draft)).to_dict()
+    except SpecError:
+        return False
+    return same_model(made_with, current)

@@ -34,6 +34,8 @@ from shared.catalog import Builtin, KnownColumn
 from shared.columns import ColumnAdvice, advise_setup
 from shared.data import check_finite, parquet_to_table, read_table, table_sha256, table_to_parquet
 from shared.errors import DataError, ObjectNotFound, PreconditionFailed, StorageError
+from shared.grouping import GroupSuggestion, suggest_group
+from shared.labels import labels_as_text
 from shared.profile import ColumnProfile, profile_table
 from shared.settings import Settings
 from shared.storage import Storage
@@ -45,7 +47,7 @@ DOWNLOAD_TIMEOUT_S = 60
 MAX_DOWNLOAD_BYTES = 1024**3
 FETCH_STALE_S = 120  # a "running" fetch not updated for this long is presumed dead
 UPLOAD_PREFIX = "u"  # uploaded datasets' ids: "u" and 24 hex digits, made once per upload
-ADVICE_VERSION = 1  # bump when the advice rules change, so cached advice is recomputed
+ADVICE_VERSION = 2  # bump when the advice rules change, so cached advice is recomputed
 Progress = Callable[[int, int | None], None]  # bytes so far, total if known
 
 
@@ -467,3 +469,20 @@ def cached_advice(
         key, json.dumps([a.to_dict() for a in advice]).encode(), content_type="application/json"
     )
     return advice
+
+
+def cached_group_suggestion(storage: Storage, info: DatasetInfo, target: str) -> GroupSuggestion | None:
+    """A host-star-like column to group an uploaded table's splits by (shared.grouping), found once
+    per table version and target."""
+    question = json.dumps([ADVICE_VERSION, info.table_sha256, target])
+    key = f"datasets/{info.id}/group-{hashlib.sha256(question.encode()).hexdigest()[:16]}.json"
+    try:
+        stored = json.loads(storage.read_bytes(key))
+        return None if stored is None else GroupSuggestion.from_dict(stored)
+    except ObjectNotFound:
+        pass
+    frame = load_table(storage, info.id)
+    suggestion = suggest_group(frame, labels_as_text(frame[target]), target=target)
+    document = None if suggestion is None else suggestion.to_dict()
+    storage.write_bytes(key, json.dumps(document).encode(), content_type="application/json")
+    return suggestion

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.errors import SpecError
 from shared.job_options import FOLDS, SEED, TEST_SIZE
+from shared.label_roles import ROLES
 from shared.params import (
     DEFAULT_FAMILY,
     FAMILIES,
@@ -69,6 +70,7 @@ class RunSpec:
     group_column: str | None = None
     label_setup: str | None = None  # the preset's key, for display and the model card
     score_classes: tuple[str, ...] = ()  # raw classes left out of training, then ranked
+    class_roles: Mapping[str, str] | None = None  # a setup built class by class: each raw class's role
     threshold: float | None = None  # binary only: predict the positive class at this probability
     calibration: str = "none"  # none | sigmoid | isotonic (CalibratedClassifierCV)
     feature_selection: FeatureSelection = field(default_factory=FeatureSelection)
@@ -88,6 +90,7 @@ class RunSpec:
             "params": {k: _json(v) for k, v in self.model.params.items()},
         }
         data["label_mapping"] = dict(self.label_mapping) if self.label_mapping is not None else None
+        data["class_roles"] = dict(self.class_roles) if self.class_roles is not None else None
         return data
 
     def replace(self, **changes: Any) -> RunSpec:
@@ -108,6 +111,7 @@ _TOP_LEVEL = {
     "group_column",
     "label_setup",
     "score_classes",
+    "class_roles",
     "threshold",
     "calibration",
     "feature_selection",
@@ -163,6 +167,7 @@ class _Parser:
         if setup is not None and (not isinstance(setup, str) or not LABEL_SETUP.fullmatch(setup)):
             self.bad("label_setup", setup, "is not a label setup name")
         score_classes = self.score_classes(raw.get("score_classes", []), mapping)
+        class_roles = self.class_roles(raw.get("class_roles"))
         threshold = raw.get("threshold")
         if threshold is not None and (
             isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1
@@ -186,6 +191,7 @@ class _Parser:
             group_column=group,
             label_setup=setup,
             score_classes=score_classes,
+            class_roles=class_roles,
             threshold=None if threshold is None else float(threshold),
             calibration=calibration,
             feature_selection=selection,
@@ -225,6 +231,16 @@ class _Parser:
             else:
                 mapping[source] = dest
         return mapping
+
+    def class_roles(self, value: Any) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k and v in ROLES for k, v in value.items()
+        ):
+            self.bad("class_roles", value, "must map class names to one of " + ", ".join(ROLES))
+            return None
+        return dict(value)
 
     def score_classes(self, value: Any, mapping: Mapping[str, str | None] | None) -> tuple[str, ...]:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):

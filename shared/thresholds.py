@@ -33,9 +33,49 @@ class AtThreshold:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
+    @property
+    def accuracy(self) -> float:
+        total = self.tp + self.fp + self.fn + self.tn
+        return (self.tp + self.tn) / total if total else 0.0
+
+    @property
+    def balanced_accuracy(self) -> float:
+        specificity = self.tn / (self.tn + self.fp) if self.tn + self.fp else 0.0
+        return (self.recall + specificity) / 2
+
+    def to_dict(self) -> dict[str, float]:
+        """The threshold, the four counts and the scores they give (pooled over the rows)."""
+        return {
+            "threshold": self.threshold, "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn,
+            "precision": self.precision, "recall": self.recall, "f1": self.f1,
+            "accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy,
+        }  # fmt: skip
+
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def predicted_positive(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The one tie rule everywhere: positive when the probability is at least the threshold."""
+    return scores >= threshold
+
+
+def predicted_classes(
+    proba: np.ndarray, classes: list[str], positive: str | None, threshold: float | None = None
+) -> np.ndarray:
+    """Each row's class: for two classes, the positive one when its probability is at least the
+    threshold (0.5 unless tuned), as the threshold view and the shipped model decide; for more
+    classes, the most probable."""
+    names = np.asarray(classes, dtype=object)
+    if positive is None:
+        return names[proba.argmax(axis=1)]
+    p = classes.index(positive)
+    cut = DEFAULT_THRESHOLD if threshold is None else threshold
+    return np.where(predicted_positive(proba[:, p], cut), positive, names[1 - p]).astype(object)
+
 
 def at_threshold(is_positive: np.ndarray, scores: np.ndarray, threshold: float) -> AtThreshold:
-    predicted = scores >= threshold
+    predicted = predicted_positive(scores, threshold)
     tp = int(np.sum(predicted & is_positive))
     fp = int(np.sum(predicted & ~is_positive))
     fn = int(np.sum(~predicted & is_positive))

@@ -10,11 +10,13 @@ from hypothesis import settings
 
 from tests.browser import app_server, browser, page, port
 from tests.gcs_emulator import gcs_emulator
-from tests.nasa import koi, koi_features, koi_kinds
+from tests.nasa import k2, koi, koi_features, koi_kinds, tess
 
 # Property tests draw the same examples on every run (CI included): a failure is reproducible,
 # never a flake. No example database is written into the checkout.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.load_profile("ci")
 
-__all__ = ["app_server", "browser", "gcs_emulator", "koi", "koi_features", "koi_kinds", "page", "port"]
+__all__ = [
+    "app_server", "browser", "gcs_emulator", "k2", "koi", "koi_features", "koi_kinds", "page", "port", "tess",
+]  # fmt: skip

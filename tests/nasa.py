@@ -62,6 +62,16 @@ def koi() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def tess() -> pd.DataFrame:
+    return read_table_path(TESS_PATH)
+
+
+@pytest.fixture(scope="session")
+def k2() -> pd.DataFrame:
+    return read_table_path(K2_PATH)
+
+
+@pytest.fixture(scope="session")
 def koi_kinds(koi: pd.DataFrame) -> dict[str, str]:
     return column_kinds(profile_table(koi))
 

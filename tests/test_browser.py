@@ -209,13 +209,21 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     assert probabilities.sum(axis=1).round(6).eq(1).all()
     assert set(local["prediction"]) <= set(bundle.classes)
 
-    # 6 · predict one row (the first KOI row, typed into the generated form)
+    # 6 · predict one row: a blank form asks first; then the first KOI row, filled in by its key
     summary.get_by_role("link", name="Predict").click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}/predict$"))
+    page.get_by_role("button", name="Predict", exact=True).click()
+    warning = page.get_by_test_id("missing-warning")
+    expect(warning).to_contain_text(f"{len(bundle.features)} of {len(bundle.features)} values are missing")
+    expect(page.get_by_test_id("predicted-class")).to_have_count(0)  # nothing predicted from nothing
     first = koi.iloc[0]
-    for name in bundle.features:
-        if pd.notna(first[name]):
-            page.locator(f'form.predict-row [name="{name}"]').fill(repr(float(first[name])))
+    page.locator("#example-key").fill(first["kepoi_name"])
+    page.get_by_role("button", name="Fill", exact=True).click()
+    expect(page.get_by_test_id("example-row")).to_contain_text(f"kepoi_name {first['kepoi_name']}")
+    settled(page)
+    for name in bundle.features[:5]:
+        shown = page.locator(f'form.predict-row [name="{name}"]').input_value()
+        assert (shown == "" and pd.isna(first[name])) or float(shown) == float(first[name]), name
     page.get_by_role("button", name="Predict", exact=True).click()
     predicted = page.get_by_test_id("predicted-class")
     expect(predicted).to_be_visible()
@@ -230,8 +238,10 @@ def test_whole_wizard_on_kepler(page: Page, koi, tmp_path):
     with page.expect_download() as template_info:
         page.get_by_role("link", name="Download the CSV template").click()
     template = pd.read_csv(template_info.value.path())
-    assert template.empty and list(template.columns) == bundle.features
-    batch = koi.head(20)[["kepoi_name", *template.columns]]
+    keys = bundle.metadata["key_columns"]
+    assert keys[0] == "kepoi_name"  # so the predictions can be joined back
+    assert template.empty and list(template.columns) == [*keys, *bundle.features]
+    batch = koi.head(20)[list(template.columns)]
     batch_path = tmp_path / "koi-20.csv"
     batch.to_csv(batch_path, index=False)
     page.locator("#batch-file").set_input_files(batch_path)
@@ -398,6 +408,9 @@ def test_search_threshold_and_model_card(page: Page, koi):
     assert tp_strict < tp_at_half  # fewer rows called PLANET at a stricter threshold
     page.get_by_role("button", name="Max F1").click()
     expect(page.get_by_test_id("threshold-view")).to_contain_text("the threshold with the best F1")
+    best = page.get_by_test_id("threshold-view").get_attribute("data-threshold")
+    expect(page.locator("#threshold-range")).to_have_attribute("data-value", best)  # the slider follows
+    assert page.locator("#threshold-range").input_value() == f"{float(best):.2f}"
     page.get_by_role("button", name="Use this threshold").click()
     expect(page.get_by_test_id("threshold-view")).to_contain_text(
         "saved: final training and predictions will use it"
@@ -410,7 +423,9 @@ def test_search_threshold_and_model_card(page: Page, koi):
     card = page.get_by_test_id("model-card")
     expect(card.get_by_role("heading", name="Evaluation")).to_be_visible()
     expect(card).to_contain_text("grouped by kepid")
-    expect(card).to_contain_text("Predicts PLANET when its probability is at least")
+    expect(card).to_contain_text(f"Predicts PLANET when its probability is at least {float(best):.3f}")
+    expect(card).to_contain_text(f"At the decision threshold {float(best):.3f} the model ships with")
+    expect(card).to_contain_text("Precision at the 0.5 cut-off, mean over splits")
     expect(card).to_contain_text("Mission shift")
 
 
@@ -510,3 +525,90 @@ def test_long_phases_never_look_stalled_and_a_queued_job_says_so(browser, impati
         expect(first.get_by_test_id("job-evaluate")).to_have_attribute("data-state", "succeeded")
     finally:
         context.close()
+
+
+K2_COLUMNS = [
+    "pl_name", "hostname", "default_flag", "disposition", "disp_refname", "pl_orbper", "pl_orbpererr1",
+    "pl_rade", "pl_radeerr1", "st_teff", "st_rad", "st_logg", "sy_vmag", "ra", "dec",
+]  # fmt: skip
+
+
+def test_upload_merge_classes_then_compare_and_branch(page: Page, tmp_path):
+    """Issue 15 in the browser, on an uploaded copy of K2: classes merged into two groups, the
+    host-star group chosen by itself, results labelled once the model changes, history showing
+    the evaluated model, a new run from this one, and the comparison of the two."""
+    from shared.data import read_table_path
+    from tests.nasa import K2_PATH
+
+    upload = tmp_path / "k2-subset.csv"
+    read_table_path(K2_PATH)[K2_COLUMNS].to_csv(upload, index=False)
+    page.goto("/start")
+    page.locator("#upload-file").set_input_files(upload)
+    page.get_by_role("button", name="Upload").click()
+    expect(page).to_have_url(re.compile(r"/runs/r[0-9a-f]+/dataset$"))
+    run_id = run_id_of(page)
+    page.goto(f"/runs/{run_id}/features")
+    page.locator("#target").select_option("disposition")
+    expect(page.locator("#setup")).to_be_visible()
+    settled(page)
+    page.locator("#setup").select_option("custom")
+    roles = page.get_by_test_id("class-roles")
+    expect(roles.locator("tbody tr")).to_have_count(4)
+    for name, role in (("CONFIRMED", "positive"), ("CANDIDATE", "positive"), ("FALSE POSITIVE", "negative"),
+                       ("REFUTED", "negative")):  # fmt: skip
+        settled(page)
+        page.get_by_label(name, exact=True).select_option(role)
+        expect(page.get_by_label(name, exact=True)).to_have_value(role)
+    expect(page.get_by_test_id("custom-summary")).to_contain_text(
+        "The model learns 2 classes: CANDIDATE + CONFIRMED, FALSE POSITIVE + REFUTED; "
+        "positive class CANDIDATE + CONFIRMED"
+    )
+    rows = page.get_by_test_id("feature-list").locator("tbody tr")
+    disp_refname = rows.filter(has=page.locator("code", has_text=re.compile("^disp_refname$")))
+    expect(disp_refname.locator("input[type=checkbox]")).not_to_be_checked()  # left out, with why
+    expect(disp_refname).to_contain_text("names the sources or references")
+
+    save_logistic_regression(page, run_id)
+    expect(page.locator("#group_column")).to_have_value("hostname")  # found in the table itself
+    expect(page.get_by_test_id("group-suggestion")).to_contain_text("hostname")
+    evaluate_quickly(page, run_id)
+    metrics = page.get_by_test_id("metrics")
+    expect(metrics).to_contain_text("grouped by hostname")
+    expect(metrics).to_contain_text("positive class CANDIDATE + CONFIRMED")
+
+    # another model: the results on the page say whose they are
+    page.goto(f"/runs/{run_id}/model")
+    page.get_by_text("Random Forest", exact=True).click()
+    expect(page.locator("#model-params legend")).to_have_text("Random Forest: hyperparameters")
+    settled(page)
+    page.get_by_role("button", name="Save and continue: evaluate").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/evaluate$"))
+    expect(page.get_by_test_id("stale-evaluate")).to_have_text("for Logistic Regression, before your change")
+
+    # history: the model the scores belong to; then a new run from this one
+    page.goto("/runs/")
+    row = page.locator(f'tr[data-run="{run_id}"]')
+    expect(row.get_by_test_id("history-model")).to_have_text(
+        re.compile(r"^Logistic Regression\s+\(now Random Forest, not evaluated\)$")
+    )
+    row.get_by_role("button", name="New run from this one").click()
+    expect(page).to_have_url(re.compile(r"/runs/r[0-9a-f]+/model$"))
+    branch_id = run_id_of(page)
+    assert branch_id != run_id
+    page.goto(f"/runs/{branch_id}/features")
+    expect(page.locator("#setup")).to_have_value("custom")  # the label setup came along
+    expect(page.get_by_label("REFUTED", exact=True)).to_have_value("negative")
+    save_logistic_regression(page, branch_id)
+    evaluate_quickly(page, branch_id)
+
+    # compare the two: model names in the legend, named metrics, axes with ticks, no token in the URL
+    page.goto("/runs/")
+    for run in (run_id, branch_id):
+        page.locator(f'tr[data-run="{run}"] input[name=run]').check()
+    page.get_by_role("button", name="Compare selected").click()
+    expect(page).to_have_url(re.compile(r"/runs/compare\?run=r[0-9a-f]+&run=r[0-9a-f]+$"))
+    legend = page.get_by_test_id("compare-legend")
+    for run in (run_id, branch_id):
+        expect(legend).to_contain_text(f"Logistic Regression · {run[:9]}")
+    expect(page.get_by_test_id("compare").get_by_role("rowheader", name="Balanced accuracy")).to_be_visible()
+    expect(page.get_by_test_id("plot-compare").locator(".tick-label")).to_have_count(10)

@@ -196,3 +196,28 @@ def test_trusted_type_list_covers_every_family(koi, koi_kinds, family, selection
     loaded = load_skops(sio.dumps(pipe))
     np.testing.assert_allclose(loaded.predict_proba(rows), pipe.predict_proba(rows))
     assert set(sio.get_untrusted_types(data=sio.dumps(pipe))) <= set(TRUSTED_TYPES)
+
+
+def test_model_card_gives_scores_at_the_threshold_it_ships_with():
+    from shared.model_card import to_markdown
+
+    metadata = {
+        "run_id": "r1", "created": "2026-12-06T12:00:00", "target": "label", "classes": ["FP", "PLANET"],
+        "positive_class": "PLANET", "training_rows": 100, "dropped_rows": 0, "features": ["a"],
+        "data_sha256": "0" * 64, "feature_selection": {"method": "none"}, "kept_features": ["a"],
+        "model": {"family": "random_forest", "params": {}}, "threshold": 0.683,
+        "at_threshold": {"threshold": 0.683, "tp": 40, "fp": 3, "fn": 10, "tn": 47, "precision": 0.930,
+                         "recall": 0.8, "f1": 0.86, "accuracy": 0.87, "balanced_accuracy": 0.87},
+        "evaluation": {
+            "protocol": {"method": "kfold", "splits": 5, "seed": 0}, "positive_class": "PLANET",
+            "metrics": {"precision": {"mean": 0.812, "std": 0.01}, "roc_auc": {"mean": 0.93, "std": 0.01}},
+            "baselines": {"majority": {"roc_auc": {"mean": 0.5}}},
+        },
+    }  # fmt: skip
+    card = to_markdown(metadata)
+    assert "Predicts PLANET when its probability is at least 0.683" in card
+    assert "At the decision threshold 0.683 the model ships with" in card and "precision 0.930" in card
+    assert "Precision at the 0.5 cut-off, mean over splits: 0.812" in card
+    assert "ROC-AUC, mean over splits: 0.930 ± 0.010 (always the commonest class: 0.500)" in card
+    untuned = to_markdown({**metadata, "threshold": None, "at_threshold": None})
+    assert "Predicts PLANET when its probability is at least 0.500 (not tuned)" in untuned

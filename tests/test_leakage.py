@@ -4,10 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.data import read_table_path
 from shared.labels import labels_as_text
-from shared.leakage import FLAG, IDENTIFIER, MISSINGNESS, ONE_TO_ONE, SEPARATES, detect
-from tests.nasa import K2_PATH, TESS_PATH
+from shared.leakage import (
+    DEFAULT_ROW,
+    FLAG,
+    IDENTIFIER,
+    MISSINGNESS,
+    ONE_TO_ONE,
+    PROVENANCE,
+    SEPARATES,
+    TIME,
+    default_rows,
+    detect,
+)
 
 KOI_FLAGGED = {
     "kepoi_name",
@@ -48,8 +57,7 @@ def test_deep_transits_are_signal_not_leakage(koi):
     assert (labels[deep] == "FALSE POSITIVE").mean() > 0.8  # the physics is real
 
 
-def test_uploaded_tess_copy_flags_identifiers_and_names():
-    tess = read_table_path(TESS_PATH)
+def test_uploaded_tess_copy_flags_identifiers_and_names(tess):
     found = _flagged(tess, "tfopwg_disp")
     assert {"toi", "tid", "rastr", "decstr"} <= set(found)
     assert {found[c].rule for c in ("toi", "tid")} == {IDENTIFIER}
@@ -57,8 +65,7 @@ def test_uploaded_tess_copy_flags_identifiers_and_names():
     assert not {"pl_orbper", "pl_trandep", "pl_rade", "st_teff"} & set(found)
 
 
-def test_uploaded_k2_copy_flags_names_and_soltype():
-    k2 = read_table_path(K2_PATH)
+def test_uploaded_k2_copy_flags_names_and_soltype(k2):
     found = _flagged(k2, "disposition")
     assert {"pl_name", "hostname"} <= set(found)
     assert found["pl_name"].rule == IDENTIFIER
@@ -67,6 +74,34 @@ def test_uploaded_k2_copy_flags_names_and_soltype():
     assert confirmed_vs_fp["soltype"].is_leakage
     assert confirmed_vs_fp["soltype"].reason.startswith("the value Published Candidate")
     assert confirmed_vs_fp["sy_pnum"].rule == SEPARATES
+
+
+def test_uploaded_k2_copy_flags_references_default_rows_and_years(k2):
+    """One row per (planet, reference): which paper a row came from, and which row is the
+    planet's default, describe the archive's bookkeeping, not the planet."""
+    found = _flagged(k2, "disposition")
+    for name in ("disp_refname", "pl_refname", "st_refname", "sy_refname"):
+        assert found[name].rule == PROVENANCE and found[name].is_leakage, found.get(name)
+    assert "(135 distinct, 99% of them citations, e.g. '" in found["disp_refname"].reason
+    assert "<a " not in found["pl_refname"].reason  # the link's text, not its HTML
+    assert found["default_flag"].rule == DEFAULT_ROW and not found["default_flag"].is_leakage
+    assert "one row per value of 'pl_name'" in found["default_flag"].reason
+    assert "exactly once in 100% of its 1,806 values" in found["default_flag"].reason
+    assert found["disc_year"].rule == TIME and "holds years (2011 to 2025" in found["disc_year"].reason
+    assert not {"pl_orbper", "pl_rade", "pl_trandep", "st_teff", "sy_dist", "ra", "dec"} & set(found)
+
+
+def test_uploaded_tess_copy_flags_the_transit_epoch_as_time(tess):
+    finding = _flagged(tess, "tfopwg_disp")["pl_tranmid"]
+    assert finding.rule == TIME and finding.is_leakage
+    assert "values from 2,457,925.9 to 2,460,863.1 vary by 0.1%" in finding.reason
+    assert "Julian date" in finding.reason
+
+
+@pytest.mark.parametrize("table", ["koi", "tess"])
+def test_no_default_row_markers_in_koi_or_tess(request, table):
+    """KOI's koi_fpflag_* are two-valued and kepid repeats, but no flag marks one row per star."""
+    assert default_rows(request.getfixturevalue(table)) == {}
 
 
 def _synthetic(n=2000, seed=0):
@@ -95,8 +130,116 @@ def test_categorical_one_to_one_and_missingness_are_found():
     assert "noise" not in found
 
 
+_SURNAMES = [f"Author{i}" for i in range(60)]
+
+
+@pytest.mark.parametrize(
+    "cite",
+    [
+        lambda i: f"{_SURNAMES[i]} et al. {2010 + i % 12}",
+        lambda i: f"<a refstr=REF_{i} href=https://example.org/abs/{i} target=ref>{_SURNAMES[i]} 2018</a>",
+        lambda i: f"https://doi.org/10.3847/1538-3881/ab{i:04d}",
+        lambda i: f"arXiv:1802.{i:05d}",
+    ],
+    ids=["et-al", "html-link", "doi", "arxiv"],
+)
+def test_a_column_naming_references_is_provenance(cite):
+    rng, y = _synthetic()
+    refs = pd.Series([cite(i) for i in rng.integers(0, 60, len(y))])
+    [finding] = detect(pd.DataFrame({"refs": refs}), y)
+    assert finding.rule == PROVENANCE and finding.is_leakage
+    assert "(60 distinct, 100% of them citations, e.g. '" in finding.reason
+
+
+def _keyed(rng, hosts=600):
+    """A key column whose values repeat on 1 to 6 rows each, shuffled."""
+    sizes = rng.integers(1, 7, hosts)
+    return pd.Series(rng.permutation(np.repeat([f"host {i}" for i in range(hosts)], sizes)))
+
+
+@pytest.mark.parametrize(
+    ("on", "off"),
+    [(1, 0), (True, False), ("default", "other")],
+    ids=["int", "bool", "text-marker-sorts-first"],
+)
+def test_a_marker_of_one_row_per_key_is_a_default_row(on, off):
+    rng = np.random.default_rng(1)
+    key = _keyed(rng)
+    first = ~key.duplicated(keep="first").to_numpy()  # one row per key value
+    frame = pd.DataFrame({"key": key, "marker": np.where(first, on, off).astype(type(on))})
+    y = pd.Series(rng.choice(["A", "B"], size=len(frame)))
+    found = {f.column: f for f in detect(frame, y)}
+    assert found["key"].rule == IDENTIFIER  # 600 names
+    assert found["marker"].rule == DEFAULT_ROW and not found["marker"].is_leakage
+    assert f"one row per value of 'key' (the value {on} occurs exactly once in 100% of its 600 values)" in (
+        found["marker"].reason
+    )
+
+
+def test_random_and_near_constant_flags_over_a_key_are_not_default_rows():
+    rng = np.random.default_rng(2)
+    key = _keyed(rng)
+    coin = pd.DataFrame({"key": key, "coin": rng.integers(0, 2, len(key))})
+    assert default_rows(coin) == {}
+    # a key of mostly single rows (900 once, 10 on ten rows each): a flag that is nearly always
+    # 0 has exactly one 0 on each single row, but not on the values that repeat
+    single = pd.DataFrame(
+        {
+            "key": np.r_[np.arange(900), np.repeat(np.arange(900, 910), 10)],
+            "rare": (np.arange(1000) % 100 == 0).astype(int),
+        }
+    )
+    assert default_rows(single) == {}
+    marked = single.assign(first=(~single["key"].duplicated()).astype(int))  # the control
+    assert set(default_rows(marked)) == {"first"}
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda rng, n: 1_700_000_000 + rng.integers(0, 90 * 86_400, n), "like a Unix time stamp"),
+        (lambda rng, n: 2_459_000.5 + rng.random(n) * 1_500, "like a Julian date"),
+        (lambda rng, n: rng.integers(2009, 2024, n), "holds years (2009 to 2023, 15 distinct)"),
+    ],
+    ids=["unix", "julian", "year"],
+)
+def test_time_columns_are_flagged(make, expected):
+    rng, y = _synthetic()
+    [finding] = detect(pd.DataFrame({"t": make(rng, len(y))}), y)
+    assert finding.rule == TIME and finding.is_leakage
+    assert expected in finding.reason
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng, n: rng.uniform(279, 302, n),  # like KOI's right ascension: a 7% spread
+        lambda rng, n: rng.integers(2_500, 7_000, n).astype(float),  # temperatures, whole numbers
+        lambda rng, n: np.array([f"HD {v}" for v in rng.choice([2039, 1999, 2010, 2100, 47, 189733], n)]),
+        lambda rng, n: pd.Series([f"HD {v}" for v in rng.integers(1_900, 2_100, n)]),  # 200 names
+        lambda rng, n: rng.integers(0, 2, n),  # a coin
+    ],
+    ids=["ra-like", "temperatures", "few-host-names", "host-names-with-years", "coin"],
+)
+def test_physical_columns_and_host_names_are_not_time_or_provenance(make):
+    rng, y = _synthetic()
+    assert not {f.rule for f in detect(pd.DataFrame({"x": make(rng, len(y))}), y)} & {TIME, PROVENANCE}
+
+
 def test_unlabelled_rows_are_ignored():
     rng, y = _synthetic()
     y[:100] = None
     frame = pd.DataFrame({"x": rng.normal(size=len(y))})
     assert detect(frame, y) == []
+
+
+def test_average_ranks_match_scipy():
+    """The detector ranks without scipy (the web image has none); ties share their mean rank."""
+    from scipy.stats import rankdata
+
+    from shared.leakage import _average_ranks
+
+    rng = np.random.default_rng(1)
+    for size in (1, 2, 17, 500):
+        values = rng.integers(0, 7, size=size).astype(float)
+        assert np.array_equal(_average_ranks(values), rankdata(values))

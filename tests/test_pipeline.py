@@ -11,6 +11,7 @@ from shared.evaluation import evaluate, train_final
 from shared.params import FAMILIES
 from shared.pipeline import build_pipeline, check_columns, fit_pipeline, kept_features
 from shared.spec import RunSpec
+from shared.thresholds import at_threshold
 from tests.nasa import koi_spec
 
 pytestmark = pytest.mark.slow
@@ -256,3 +257,48 @@ def test_baselines_score_what_learning_nothing_scores_on_the_same_splits(koi, ko
     assert len(majority["accuracy"]["folds"]) == 4
     assert result.metrics["roc_auc"]["mean"] > 0.8 > random["roc_auc"]["mean"]
     assert result.to_dict()["baselines"] == result.baselines
+
+
+def test_ties_at_one_half_follow_the_threshold_rule_everywhere():
+    """A forest of 4 trees gives many probabilities of exactly 0.5: the evaluation's own
+    predictions, its confusion matrix and the threshold view at 0.5 agree (positive at >= 0.5)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "z": rng.normal(size=600)})
+    frame["label"] = np.where(frame["x"] + rng.normal(scale=1.5, size=600) > 0, "yes", "no")
+    spec = RunSpec.from_dict(
+        {
+            "dataset": "ties",
+            "target": "label",
+            "features": ["x", "z"],
+            "model": {"family": "random_forest", "params": {"n_estimators": 4}},
+            "evaluation": {"method": "kfold", "folds": 3},
+        }
+    )
+    result = evaluate(frame, spec, {"x": "numeric", "z": "numeric"})
+    oof = result.out_of_fold
+    tied = oof["proba_yes"] == 0.5
+    assert tied.sum() > 10  # the case the rule is about
+    assert (oof.loc[tied, "predicted"] == "yes").all()
+    at_half = at_threshold((oof["true"] == "yes").to_numpy(), oof["proba_yes"].to_numpy(), 0.5)
+    (tn, fp), (fn, tp) = result.confusion_matrix  # classes sorted: no, yes
+    assert (tn, fp, fn, tp) == (at_half.tn, at_half.fp, at_half.fn, at_half.tp)
+
+
+def test_evaluation_counts_the_inputs_selection_kept(koi, koi_kinds, koi_features):
+    spec = RunSpec.from_dict(
+        koi_spec(
+            koi_features,
+            model={"family": "logistic_regression"},
+            feature_selection={"method": "l1", "strength": 30.0},
+            evaluation={"method": "kfold", "folds": 3},
+        )
+    )
+    kept = evaluate(koi, spec, koi_kinds).kept_inputs
+    pipe, _, _ = train_final(koi, spec, koi_kinds)
+    assert kept["of"] == len(koi_features)  # all numeric: one input per feature
+    assert 0 < kept["min"] <= kept["mean"] <= kept["max"] < kept["of"]
+    assert len(kept["folds"]) == 3 and abs(kept["mean"] - len(kept_features(pipe))) <= kept["of"] / 4
+    assert (
+        evaluate(koi.head(500), spec.replace(feature_selection={"method": "none"}), koi_kinds).kept_inputs
+        is None
+    )

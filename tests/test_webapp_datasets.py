@@ -42,7 +42,7 @@ def _use(client, dataset_id, **headers):
 
 
 def _runs(client) -> list[str]:
-    return re.findall(r"/runs/(r[0-9a-f]{32})/", client.get("/runs/").text)
+    return re.findall(r"/runs/(r[0-9a-f]{32})/features", client.get("/runs/").text)
 
 
 def test_index_full_page_and_partial_show_the_snapshots(tmp_path):

@@ -14,15 +14,25 @@ import pytest
 from starlette.testclient import TestClient
 
 from shared.catalog import KEPLER
-from shared.runs import EVALUATE, FINAL, METRICS_READY, RUNNING, SUCCEEDED, read_status, write_status
+from shared.params import FAMILIES
+from shared.runs import (
+    EVALUATE,
+    FINAL,
+    METRICS_READY,
+    RUNNING,
+    SUCCEEDED,
+    load_spec,
+    read_status,
+    write_status,
+)
 from shared.settings import Settings
 from shared.sources import fetch_builtin
 from shared.storage import LocalStorage
+from shared.thresholds import at_threshold
 from tests.loop_watch import BACKEND, LoopWatch
 from tests.nasa import KOI_PATH
-from tests.web import browser
+from tests.web import HX, browser, follow
 
-HX = {"HX-Request": "true"}
 pytestmark = pytest.mark.slow
 
 
@@ -73,16 +83,6 @@ def _pair(client, path, page, partial):
     assert "<html" not in fragment.text
     assert "HX-Request" in fragment.headers["Vary"]
     return full, fragment
-
-
-def _follow(client, path, timeout=300):
-    deadline = time.monotonic() + timeout
-    response = client.get(path, headers=HX)
-    while 'hx-trigger="every 1s"' in response.text:
-        assert time.monotonic() < deadline, "still running"
-        time.sleep(0.3)
-        response = client.get(path, headers=HX)
-    return response
 
 
 MODEL_FORM = {
@@ -209,7 +209,7 @@ def test_model_step_form_check_and_save(client):
     assert 'value="100"' in client.get(f"/runs/{run_id}/model").text  # saved values come back
 
 
-def test_evaluate_ship_predict_end_to_end(client):
+def test_evaluate_ship_predict_end_to_end(client, koi, app):
     run_id = _new_run(client)
     client.get(f"/runs/{run_id}/features")
     client.post(f"/runs/{run_id}/model", data=MODEL_FORM, headers=HX)
@@ -218,7 +218,7 @@ def test_evaluate_ship_predict_end_to_end(client):
     assert "Evaluate</button>" in fragment.text and "Cross-validation" in fragment.text
     started = client.post(f"/runs/{run_id}/evaluate", data={**PLAN, "importance": "on"}, headers=HX)
     assert started.template.name == "_job_status.html" and 'hx-trigger="every 1s"' in started.text
-    done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    done = follow(client, f"/runs/{run_id}/jobs/evaluate")
     assert 'data-state="succeeded"' in done.text and "every 1s" not in done.text
     auc = float(re.search(r'data-metric="roc_auc">([0-9.]+)<', done.text).group(1))
     assert 0.92 <= auc <= 0.96
@@ -243,7 +243,7 @@ def test_evaluate_ship_predict_end_to_end(client):
     full, _ = _pair(client, f"/runs/{run_id}/ship", "step_ship.html", "_step_ship.html")
     assert "Train on all data" in full.text
     client.post(f"/runs/{run_id}/jobs/final", data={"restart": "1"}, headers=HX)
-    final = _follow(client, f"/runs/{run_id}/jobs/final")
+    final = follow(client, f"/runs/{run_id}/jobs/final")
     assert "Download bundle (.zip)" in final.text and "Trained on 9,564 rows" in final.text
     assert 'data-testid="plot-shap"' in final.text and "SHAP summary" in final.text
     assert b"Mean |SHAP value| (log-odds)" in client.get(f"/runs/{run_id}/figures/final/shap.svg").content
@@ -253,9 +253,11 @@ def test_evaluate_ship_predict_end_to_end(client):
 
     full, _fragment = _pair(client, f"/runs/{run_id}/predict", "step_predict.html", "_step_predict.html")
     assert full.text.count('class="field"') == 36 and "seen: " in full.text
-    row = client.post(
-        f"/runs/{run_id}/predict/row", data={"koi_period": "3.5", "koi_depth": "25000"}, headers=HX
-    )
+    sparse = {"koi_period": "3.5", "koi_depth": "25000"}
+    warned = client.post(f"/runs/{run_id}/predict/row", data=sparse, headers=HX)
+    assert warned.status_code == 200 and "34 of 36 values are missing" in warned.text
+    assert "predicted-class" not in warned.text and 'name="confirm_missing"' in warned.text
+    row = client.post(f"/runs/{run_id}/predict/row", data={**sparse, "confirm_missing": "1"}, headers=HX)
     assert row.template.name == "_prediction.html"
     assert re.search(r'predicted-class">(PLANET|FALSE POSITIVE)<', row.text)
     assert row.text.count("<meter") == 2
@@ -265,13 +267,35 @@ def test_evaluate_ship_predict_end_to_end(client):
     assert len(why) == 8 and "SHAP values" in row.text and "in log-odds" in row.text
     sizes = [abs(float(value)) for _, value in why]
     assert sizes == sorted(sizes, reverse=True) and len({name for name, _ in why}) == 8
-    bad = client.post(f"/runs/{run_id}/predict/row", data={"koi_period": "soon"}, headers=HX)
+    bad = client.post(
+        f"/runs/{run_id}/predict/row", data={"koi_period": "soon", "confirm_missing": "1"}, headers=HX
+    )
     assert (
         bad.status_code == 400
         and "column &#39;koi_period&#39; has a value that is not a finite number" in bad.text
     )
     template = client.get(f"/runs/{run_id}/predict/template.csv").text
-    assert template.strip().split(",")[:2] == ["koi_period", "koi_period_err1"]
+    assert template.strip().split(",")[:5] == [
+        "kepoi_name",
+        "kepid",
+        "kepler_name",
+        "koi_period",
+        "koi_period_err1",
+    ]
+    filled = client.get(f"/runs/{run_id}/predict/example", params={"key": "K00752.01"}, headers=HX)
+    assert filled.template.name == "_predict_form.html"
+    assert (
+        "kepoi_name K00752.01, kepid 10797460" in filled.text
+        and "is <strong>CONFIRMED</strong>" in filled.text
+    )
+    period = koi.loc[koi["kepoi_name"] == "K00752.01", "koi_period"].iloc[0]
+    assert f'name="koi_period" inputmode="decimal" value="{float(period)!r}"' in filled.text
+    unknown = client.get(f"/runs/{run_id}/predict/example", params={"key": "K99999.99"}, headers=HX)
+    assert (
+        unknown.status_code == 400
+        and "no row has kepoi_name or kepid or kepler_name equal to" in unknown.text
+    )
+    assert "Filled from kepoi_name K" in client.get(f"/runs/{run_id}/predict/example", headers=HX).text
     rows = KOI_PATH.read_text().splitlines()
     body = "\n".join(line for line in rows if not line.startswith("#"))[:200_000].rsplit("\n", 1)[0]
     batch = client.post(
@@ -279,7 +303,7 @@ def test_evaluate_ship_predict_end_to_end(client):
     )
     assert batch.status_code == 200, batch.text  # a job: the request does not wait for it
     assert batch.template.name == "_job_status.html" and 'hx-trigger="every 1s"' in batch.text
-    done = _follow(client, f"/runs/{run_id}/jobs/batch")
+    done = follow(client, f"/runs/{run_id}/jobs/batch")
     assert 'data-state="succeeded"' in done.text
     link = re.search(r'href="([^"]+)" download\s+data-testid="predictions-link"', done.text).group(1)
     predictions = client.get(link).text.splitlines()
@@ -299,6 +323,39 @@ def test_evaluate_ship_predict_end_to_end(client):
     other = _new_run(client)
     compare = client.get(f"/runs/compare?run={run_id}&run={other}")
     assert compare.template.name == "compare.html" and '<th scope="row">ROC-AUC</th>' in compare.text
+    assert "Histogram Gradient Boosting · " + run_id[:9] in compare.text and "tick-label" in compare.text
+    assert "csrf_token" not in re.search(r'<form method="get"[^>]*>', history.text).group(0)
+    assert 'name="csrf_token"' not in history.text.split('action="/runs/compare">')[1].split("</form>")[0]
+
+    # the model changes: the results say whose they are, history keeps the evaluated model
+    defaults = FAMILIES["logistic_regression"].defaults()
+    lr_form = {
+        "family": "logistic_regression",
+        **{k: "" if v is None else str(v) for k, v in defaults.items()},
+    }
+    assert client.post(f"/runs/{run_id}/model", data=lr_form, headers=HX).status_code == 204
+    stale = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX).text
+    assert "for Histogram Gradient Boosting, before your change" in stale, stale[
+        stale.find("Finished") - 50 : stale.find("Finished") + 400
+    ]
+    assert 'data-stale="true"' in stale
+    assert (
+        "for Histogram Gradient Boosting, before your change"
+        in client.get(f"/runs/{run_id}/jobs/final", headers=HX).text
+    )
+    listed = client.get("/runs/", headers=HX).text.split(f'data-run="{run_id}"')[1].split("</tr>")[0]
+    assert "Histogram Gradient Boosting" in listed and "(now Logistic Regression, not evaluated)" in listed
+
+    # a new run from this one: same data, target, setup and features, the model only if asked
+    branched = client.post(f"/runs/{run_id}/branch", data={}, headers=HX)
+    new_id = re.fullmatch(r"/runs/(r[0-9a-f]{32})/model", branched.headers["HX-Redirect"]).group(1)
+    old, new = (load_spec(app.state.results, r) for r in (run_id, new_id))
+    for field in ("dataset", "target", "features", "label_mapping", "group_column", "evaluation"):
+        assert new[field] == old[field], field
+    assert "model" not in new and new.get("threshold") is None
+    with_model = client.post(f"/runs/{run_id}/branch", data={"keep_model": "on"}, headers=HX)
+    kept_id = with_model.headers["HX-Redirect"].split("/")[2]
+    assert load_spec(app.state.results, kept_id)["model"]["family"] == "logistic_regression"
 
 
 def test_stalled_job_restarts_and_second_start_is_refused(client, app):
@@ -306,7 +363,7 @@ def test_stalled_job_restarts_and_second_start_is_refused(client, app):
     client.get(f"/runs/{run_id}/features")
     client.post(f"/runs/{run_id}/model", data=QUICK_FORM, headers=HX)
     client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
-    _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    follow(client, f"/runs/{run_id}/jobs/evaluate")
     twice = client.post(f"/runs/{run_id}/jobs/evaluate", headers=HX)
     assert twice.status_code == 409 and "already succeeded" in twice.text
     results = app.state.results
@@ -318,7 +375,7 @@ def test_stalled_job_restarts_and_second_start_is_refused(client, app):
     assert "Stalled: the worker stopped reporting" in stalled.text and "every 1s" not in stalled.text
     assert 'hx-trigger="every 10s"' in stalled.text  # polled slowly, so a job that recovers shows
     client.post(f"/runs/{run_id}/jobs/evaluate", data={"restart": "1"}, headers=HX)
-    again = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    again = follow(client, f"/runs/{run_id}/jobs/evaluate")
     assert 'data-state="succeeded"' in again.text and "(run 2 of this job)" in again.text
     assert read_status(results, run_id, FINAL) == (None, 0)
 
@@ -377,7 +434,7 @@ def test_threshold_moves_the_confusion_matrix_consistently(client, app):
     client.get(f"/runs/{run_id}/features")
     client.post(f"/runs/{run_id}/model", data=QUICK_FORM, headers=HX)
     client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
-    done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    done = follow(client, f"/runs/{run_id}/jobs/evaluate")
     assert 'id="threshold-range"' in done.text and "Decision threshold" in done.text
     oof = pd.read_parquet(io.BytesIO(app.state.results.read_bytes(job_key(run_id, EVALUATE, "oof.parquet"))))
     truth = oof["true"] == "PLANET"
@@ -392,14 +449,24 @@ def test_threshold_moves_the_confusion_matrix_consistently(client, app):
     strict = client.get(f"/runs/{run_id}/threshold?preset=precision&goal=0.95", headers=HX)
     assert float(re.search(r'data-at="precision">([0-9.]+)<', strict.text).group(1)) >= 0.95
     chosen = float(re.search(r'data-threshold="([0-9.]+)"', strict.text).group(1))
+    assert f'data-value="{chosen:.4f}" hx-swap-oob="true"' in strict.text  # the slider follows the preset
+    assert "hx-swap-oob" not in client.get(f"/runs/{run_id}/threshold?threshold=0.3", headers=HX).text
     saved = client.post(f"/runs/{run_id}/threshold", data={"threshold": str(chosen)}, headers=HX)
     assert "saved: final training and predictions will use it" in saved.text
+    at_saved = at_threshold(truth.to_numpy(), oof["proba_PLANET"].to_numpy(), chosen)
+    page = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HX).text
+    assert f"At your threshold {chosen:.3f}" in page
+    assert f'data-at-saved="precision">{at_saved.precision:.3f}<' in page
+    assert f'data-at-saved="accuracy">{at_saved.accuracy:.3f}<' in page
     assert load_spec(app.state.results, run_id)["threshold"] == pytest.approx(chosen)
     assert client.get(f"/runs/{run_id}/threshold?threshold=2", headers=HX).status_code == 400
     client.post(f"/runs/{run_id}/jobs/final", data={"restart": "1"}, headers=HX)
-    _follow(client, f"/runs/{run_id}/jobs/final")
+    follow(client, f"/runs/{run_id}/jobs/final")
     bundle = zipfile.ZipFile(io.BytesIO(client.get(f"/runs/{run_id}/bundle.zip").content))
     assert json.loads(bundle.read("metadata.json"))["threshold"] == pytest.approx(chosen)
+    card = bundle.read("model_card.md").decode()
+    assert f"At the decision threshold {chosen:.3f} the model ships with" in card
+    assert f"precision {at_saved.precision:.3f}, recall {at_saved.recall:.3f}" in card
 
 
 def test_calibration_choice_shows_brier_and_reliability(client):
@@ -414,7 +481,7 @@ def test_calibration_choice_shows_brier_and_reliability(client):
         and "calibration: &#39;magic&#39; is not one of none, sigmoid, isotonic" in bad.text
     )
     client.post(f"/runs/{run_id}/evaluate", data=PLAN, headers=HX)
-    done = _follow(client, f"/runs/{run_id}/jobs/evaluate")
+    done = follow(client, f"/runs/{run_id}/jobs/evaluate")
     assert "Calibration (sigmoid)" in done.text and 'data-testid="plot-calibration"' in done.text
     before = float(re.search(r'data-brier="before">([0-9.]+)<', done.text).group(1))
     after = float(re.search(r'data-brier="after">([0-9.]+)<', done.text).group(1))
@@ -439,7 +506,7 @@ def test_search_from_the_model_step_and_use_best(client, app):
         f"/runs/{run_id}/model/search", data={"candidates": "8", "minutes": "5"}, headers=HX
     )
     assert started.status_code == 200 and 'hx-trigger="every 1s"' in started.text
-    done = _follow(client, f"/runs/{run_id}/jobs/search")
+    done = follow(client, f"/runs/{run_id}/jobs/search")
     assert 'data-state="succeeded"' in done.text and "Round 2/2: " in done.text
     assert done.text.count("<tr") == 8 + 1 and "(defaults)" in done.text
     board = json.loads(app.state.results.read_bytes(f"runs/{run_id}/{SEARCH}/leaderboard.json"))

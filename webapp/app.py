@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from shared.settings import CLOUD, Settings, SettingsError
 from shared.storage import LocalStorage, open_storage
 from shared.worker import LocalWorker
-from webapp import datasets, history, home, login, runs, threshold
+from webapp import branch, datasets, history, home, login, runs, threshold
 from webapp.dispatch import Dispatcher
 from webapp.endpoints import offloaded
 from webapp.failures import exception_handlers
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *ship.routes,
         *predict.routes,
         *threshold.routes,
+        *branch.routes,
     ]
     app = Starlette(
         routes=offloaded(

@@ -6,19 +6,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.errors import InvalidKey, ObjectNotFound
+from shared.params import model_name
 from shared.runs import (
     EVALUATE,
     FINAL,
     METRICS,
     check_run_id,
     load_spec,
+    made_with_draft,
     read_output,
     read_status,
     workspace_runs,
 )
 from webapp.htmx import is_htmx, render
 from webapp.pages import kept, run_version
-from webapp.plots import curve_plots
+from webapp.plots import SIZE, TICKS, curve_plots
 from webapp.workspace import run_meta, workspace_of
 
 
@@ -30,6 +32,7 @@ def _summary(request: Request, run_id: str) -> dict:
     metrics = None
     if evaluate is not None and evaluate.state == "succeeded":
         metrics = read_output(results, run_id, EVALUATE, METRICS)
+    evaluated = metrics.get("spec") if metrics else None
     return {
         "run_id": run_id,
         "meta": meta,
@@ -37,8 +40,19 @@ def _summary(request: Request, run_id: str) -> dict:
         "evaluate": evaluate,
         "final": final,
         "metrics": metrics,
-        "family": (spec.get("model") or {}).get("family", "–"),
+        # the scores shown belong to the model that was evaluated, whatever the run holds now
+        "model": model_name(evaluated or spec),
+        "changed_to": _change(evaluated, spec),
+        "kept": (metrics or {}).get("kept_inputs"),
     }
+
+
+def _change(evaluated: dict | None, draft: dict) -> str:
+    """How the run's model differs from the one its scores belong to ("" if it does not)."""
+    if evaluated is None or made_with_draft(evaluated, draft):
+        return ""
+    now = model_name(draft)
+    return f"now {now}" if now != model_name(evaluated) else "settings changed since"
 
 
 def history(request: Request) -> Response:
@@ -70,9 +84,11 @@ def compare(request: Request) -> Response:
         if summary["meta"].workspace != workspace:
             raise HTTPException(404, "No such run.")
         summary["plots"] = curve_plots(summary["metrics"]) if summary["metrics"] else None
+        summary["legend"] = f"{summary['model']} · {run_id[:9]}"
         runs.append(summary)
     names = sorted({name for r in runs if r["metrics"] for name in r["metrics"]["metrics"]})
-    return render(request, "compare.html", "_compare.html", {"runs": runs, "metric_names": names})
+    context = {"runs": runs, "metric_names": names, "ticks": TICKS, "size": SIZE}
+    return render(request, "compare.html", "_compare.html", context)
 
 
 routes = [

@@ -4,6 +4,7 @@ the web app only scales them into a plot (no plotting library on the web side)."
 from typing import Any
 
 SIZE = 240  # plot area in SVG units; axes and labels sit around it
+TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)  # labelled on both axes of every curve plot
 COLORS = ("#7cc4ff", "#ffcf6e", "#6ee7a8", "#ff8a8a", "#c9a7ff", "#9aa6c7")
 
 

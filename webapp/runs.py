@@ -15,6 +15,7 @@ from shared import model_card
 from shared.cache import MEMO
 from shared.errors import InvalidKey, ObjectNotFound, SpecError
 from shared.figures import TITLES as FIGURE_TITLES
+from shared.params import results_label
 from shared.runs import (
     BATCH,
     BATCH_OUTPUT,
@@ -36,6 +37,7 @@ from shared.runs import (
     figure_name,
     job_key,
     load_spec,
+    made_with_draft,
     read_output,
     read_status,
     request_job,
@@ -103,6 +105,7 @@ def job_context(
         "problem": problem,
         "metrics": None,
         "summary": None,
+        "stale": "",
     }
     if mode == EVALUATE and status is not None and status.state == RUNNING and _metrics_ready(status):
         early = _output(request, run_id, mode, METRICS, status.attempt, cached=False)
@@ -115,7 +118,17 @@ def job_context(
             context["threshold"] = threshold_view(request, run_id)
         if mode == FINAL:
             context["has_candidates"] = request.app.state.results.exists(job_key(run_id, FINAL, CANDIDATES))
+        context["stale"] = _stale(request, run_id, context[job_type.shown_as])
     return context
+
+
+def _stale(request: Request, run_id: str, shown: Any) -> str:
+    """Whose results these are, if the run's model changed since they were made ("" if not)."""
+    made_with = shown.get("spec") if isinstance(shown, dict) else None
+    if made_with is None:
+        return ""
+    current = load_spec(request.app.state.results, run_id)
+    return "" if made_with_draft(made_with, current) else results_label(made_with, current)
 
 
 def job_status(request: Request) -> Response:
@@ -135,7 +148,7 @@ def job_status(request: Request) -> Response:
 
     if status is None or not status.finished:
         return page()
-    spec = generations.get(spec_key, 0) if mode == EVALUATE else 0
+    spec = generations.get(spec_key, 0)  # results are labelled stale when the model changes
     return kept(("job", request.scope["path"], is_htmx(request), generation, spec), page)
 
 

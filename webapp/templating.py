@@ -11,7 +11,7 @@ from starlette.templating import Jinja2Templates
 
 from shared.figures import TITLES
 from shared.job_options import EVALUATION_OPTIONS
-from shared.metric_info import BASELINES, METRICS
+from shared.metric_info import BASELINES, METRICS, poor_notes
 from shared.runs import TITLES as JOB_TITLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,7 @@ templates.env.globals["job_titles"] = JOB_TITLES
 templates.env.globals["evaluation_options"] = EVALUATION_OPTIONS
 templates.env.globals["metric_info"] = METRICS
 templates.env.globals["baseline_labels"] = BASELINES
+templates.env.globals["poor_notes"] = poor_notes
 
 
 @pass_context

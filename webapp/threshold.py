@@ -68,6 +68,8 @@ def view(request: Request, run_id: str, threshold: float | None = None, note: st
         "note": note,
         "positive": positive,
         "negative": next(c for c in classes if c != positive),
+        "saved_at": None if saved is None else at_threshold(truth, scores, saved).to_dict(),
+        "sync_slider": False,
     }
 
 
@@ -103,7 +105,9 @@ def move(request: Request) -> Response:
             )
     else:
         threshold = _fraction(params.get("threshold", "0.5"), 0.5)
-    return render(request, "job.html", "_threshold.html", view(request, run_id, threshold, note))
+    context = view(request, run_id, threshold, note)
+    context["sync_slider"] = preset is not None  # the slider shows where a preset moved it
+    return render(request, "job.html", "_threshold.html", context)
 
 
 @form_endpoint

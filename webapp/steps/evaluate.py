@@ -7,9 +7,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.errors import SpecError
+from shared.grouping import GroupSuggestion
 from shared.job_options import FOLDS, SEED, TEST_SIZE
 from shared.profile import EMPTY
 from shared.runs import EVALUATE, update_spec
+from shared.sources import cached_group_suggestion
 from shared.spec import EvaluationPlan, RunSpec
 from webapp.endpoints import form_endpoint
 from webapp.pages import STEP_JOBS, run_page
@@ -28,11 +30,20 @@ def _context(request: Request, state: RunState, problem: str = "") -> dict:
     return {
         "plan": plan,
         "columns": columns,
+        "group_suggestion": _group_suggestion(request, state),
         "group_column": state.spec.get("group_column"),
         "incomplete": incomplete,
         "problem": problem,
         "job": job_context(request, state.run_id, EVALUATE),
     }
+
+
+def _group_suggestion(request: Request, state: RunState) -> GroupSuggestion | None:
+    """Why the default grouping is what it is, for a table that is not a built-in's own."""
+    target = state.spec.get("target")
+    if not target or state.info is None or (state.builtin and target == state.builtin.target):
+        return None
+    return cached_group_suggestion(request.app.state.storage, state.info, target)
 
 
 @run_page(*STEP_JOBS)

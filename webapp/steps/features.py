@@ -6,11 +6,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.cache import MEMO
 from shared.catalog import LabelSetup
 from shared.columns import ColumnAdvice, default_features
+from shared.errors import DataError
+from shared.label_roles import CUSTOM_KEY, OWN, ROLES, CustomSetup, roles_from_spec, setup_from_roles
+from shared.labels import labels_as_text
 from shared.profile import ColumnProfile
 from shared.runs import update_spec
-from shared.sources import cached_advice
+from shared.sources import cached_advice, cached_group_suggestion, load_table
 from webapp.endpoints import form_endpoint
 from webapp.htmx import is_htmx, render
 from webapp.pages import STEP_JOBS, run_page
@@ -18,6 +22,13 @@ from webapp.wizard import RunState, go_to_step, load_run, step_page
 
 MAX_TARGET_CLASSES = 50
 RAW = LabelSetup("raw", "All classes", "Learn the target's classes as they are.", None)
+CUSTOM = LabelSetup(
+    CUSTOM_KEY,
+    "Choose per class",
+    "Merge classes into a positive and a negative group, keep or leave out classes, or set some "
+    "aside to be ranked after training (as the built-in tables' candidate scoring does).",
+    None,
+)
 
 
 def target_choices(state: RunState) -> list[ColumnProfile]:
@@ -27,12 +38,72 @@ def target_choices(state: RunState) -> list[ColumnProfile]:
 
 def setups(state: RunState, target: str | None) -> tuple[LabelSetup, ...]:
     if state.builtin is not None and target == state.builtin.target:
-        return state.builtin.setups
-    return (RAW,)
+        return (*state.builtin.setups, CUSTOM)
+    return (RAW, CUSTOM)
 
 
-def _advice(request: Request, state: RunState) -> list[ColumnAdvice]:
+def target_classes(request: Request, state: RunState, target: str) -> list[tuple[str, int]]:
+    """Every class of the target with its rows, commonest first (read once per table version)."""
+    storage = request.app.state.storage
+
+    def count() -> list[tuple[str, int]]:
+        labels = labels_as_text(load_table(storage, state.info.id)[target])
+        return [(str(c), int(n)) for c, n in labels.value_counts().items()]
+
+    return MEMO.get(("classes", state.info.table_sha256, target), count)
+
+
+def _class_roles(request: Request, state: RunState, posted: dict[str, str] | None = None) -> list[dict]:
+    """The custom setup's table: each class, its rows and its role (as posted, else as saved)."""
     spec = state.spec
+    if spec.get("label_setup") != CUSTOM_KEY and posted is None:
+        return []
+    classes = target_classes(request, state, spec["target"])
+    roles = posted or roles_from_spec(
+        [c for c, _ in classes],
+        spec.get("label_mapping"),
+        spec.get("positive_class"),
+        spec.get("score_classes", []),
+        spec.get("class_roles"),
+    )
+    return [
+        {"index": i, "name": c, "count": n, "role": roles.get(c, OWN)} for i, (c, n) in enumerate(classes)
+    ]
+
+
+def _custom_setup(
+    request: Request, state: RunState, target: str, form: FormData
+) -> tuple[CustomSetup, dict[str, str]]:
+    """The roles the form posts (by class position, so no class name comes back from the client);
+    switching to the custom setup starts from the current one's roles."""
+    classes = [c for c, _ in target_classes(request, state, target)]
+    if form.get("roles_for") == target:  # roles posted for this target's classes
+        roles = {c: str(form.get(f"role-{i}", OWN)) for i, c in enumerate(classes)}
+    elif state.spec.get("target") == target:
+        spec = state.spec
+        roles = roles_from_spec(
+            classes,
+            spec.get("label_mapping"),
+            spec.get("positive_class"),
+            spec.get("score_classes", []),
+            spec.get("class_roles"),
+        )
+    else:
+        roles = dict.fromkeys(classes, OWN)
+    return setup_from_roles(roles), roles
+
+
+def _default_group(request: Request, state: RunState, target: str) -> str | None:
+    """A built-in's host column; for any other table, the host-star-like column found in it."""
+    if state.builtin is not None and target == state.builtin.target:
+        return state.builtin.group_column
+    suggestion = cached_group_suggestion(request.app.state.storage, state.info, target)
+    return suggestion.column if suggestion else None
+
+
+def column_advice(request: Request, state: RunState, spec: dict | None = None) -> list[ColumnAdvice]:
+    """The column advice for the run's spec (or for ``spec``: the one a model was trained with)."""
+    spec = spec or state.spec
     known = state.builtin.known_columns if state.builtin else None
     return cached_advice(
         request.app.state.storage,
@@ -48,7 +119,7 @@ def fill_default_features(request: Request, state: RunState) -> RunState:
     """A new target leaves features unset (None): the form that set it fills in the advised
     defaults (a page that shows them never writes)."""
     if state.spec.get("target") and state.spec.get("features") is None:
-        features = default_features(_advice(request, state))
+        features = default_features(column_advice(request, state))
         state.spec = update_spec(
             request.app.state.results, state.run_id, lambda s: {**s, "features": features}
         )
@@ -60,7 +131,7 @@ def _matches(advice: ColumnAdvice, query: str) -> bool:
 
 
 def _list_context(request: Request, state: RunState, query: str) -> dict:
-    advice = _advice(request, state) if state.spec.get("target") else []
+    advice = column_advice(request, state) if state.spec.get("target") else []
     profiles = {p.name: p for p in state.info.profiles()}
     features = state.spec.get("features")
     selected = set(default_features(advice) if features is None else features)
@@ -78,7 +149,7 @@ def _list_context(request: Request, state: RunState, query: str) -> dict:
     }
 
 
-def _features_page(request: Request) -> Response:
+def _features_page(request: Request, status_code: int = 200, **extra: object) -> Response:
     state = load_run(request)
     if state.info is None:
         raise HTTPException(409, "This run's dataset is not available.")
@@ -88,9 +159,12 @@ def _features_page(request: Request) -> Response:
         "targets": target_choices(state),
         "setups": setups(state, target),
         "target_profile": profile,
+        "class_roles": _class_roles(request, state) if target else [],
+        "role_names": ROLES,
         **_list_context(request, state, request.query_params.get("q", "")),
+        **extra,
     }
-    return step_page(request, state, "features", context)
+    return step_page(request, state, "features", context, status_code=status_code)
 
 
 def _not_a_target(state: RunState, target: str) -> str | None:
@@ -125,18 +199,33 @@ def choose_target(request: Request, form: FormData) -> Response:
         raise HTTPException(400, problem)
     options = {s.key: s for s in setups(state, target)}
     setup = options.get(str(form.get("setup", "")), next(iter(options.values())))
-    group = state.builtin.group_column if state.builtin and target == state.builtin.target else None
+    mapping, positive, score_classes = setup.mapping, setup.positive_class, list(setup.score_classes)
+    roles: dict[str, str] | None = None
+    if setup.key == CUSTOM_KEY:
+        try:
+            custom, roles = _custom_setup(request, state, target, form)
+        except DataError as error:
+            classes = [c for c, _ in target_classes(request, state, target)]
+            posted = {c: str(form.get(f"role-{i}", OWN)) for i, c in enumerate(classes)}
+            if not is_htmx(request):
+                raise HTTPException(400, str(error)) from None
+            roles = _class_roles(request, state, posted) if form.get("roles_for") == target else []
+            return _features_page(request, 400, setup_problem=str(error), class_roles=roles)
+        mapping, positive, score_classes = custom.mapping, custom.positive_class, list(custom.score_classes)
+    group = _default_group(request, state, target)
 
     def change(spec: dict) -> dict:
-        same = spec.get("target") == target and spec.get("label_setup") == setup.key
+        same_target = spec.get("target") == target
+        same = same_target and spec.get("label_setup") == setup.key
         return {
             **spec,
             "target": target,
             "label_setup": setup.key,
-            "label_mapping": setup.mapping,
-            "positive_class": setup.positive_class,
-            "score_classes": list(setup.score_classes),
-            "group_column": group if not same else spec.get("group_column"),
+            "label_mapping": mapping,
+            "positive_class": positive,
+            "score_classes": score_classes,
+            "class_roles": roles,
+            "group_column": spec.get("group_column") if same_target else group,
             "features": spec.get("features") if same else None,
         }
 
@@ -176,7 +265,7 @@ def toggle(request: Request, form: FormData) -> Response:
     state = load_run(request)
     column, on, query = str(form.get("column", "")), form.get("on") == "1", str(form.get("q", ""))
     _require_target(state)
-    known = {a.name for a in _advice(request, state)}
+    known = {a.name for a in column_advice(request, state)}
     problem = None
     if column == state.spec.get("target"):
         problem = f"{column!r} is the target; the target can never be a feature."
@@ -200,7 +289,7 @@ def select_visible(request: Request, form: FormData) -> Response:
     state = load_run(request)
     query, on = str(form.get("q", "")), form.get("on") == "1"
     _require_target(state)
-    visible = [a.name for a in _advice(request, state) if _matches(a, query)]
+    visible = [a.name for a in column_advice(request, state) if _matches(a, query)]
 
     def change(spec: dict) -> dict:
         current = [f for f in (spec.get("features") or []) if f not in visible]

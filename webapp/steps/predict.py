@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.columns import key_columns
 from shared.errors import (
     DataError,
     FunctionRefused,
@@ -16,18 +17,22 @@ from shared.errors import (
     ObjectNotFound,
     StorageUnavailable,
 )
+from shared.examples import example_row
 from shared.predict import check_csv_start
-from shared.runs import BATCH, FINAL, SUCCEEDED, batch_input_key, read_request
+from shared.runs import BATCH, FINAL, SUCCEEDED, SUMMARY, batch_input_key, read_output, read_request
+from shared.sources import load_table
 from shared.spec import RunSpec
 from webapp.endpoints import form_endpoint, in_pool
 from webapp.failures import RETRY_AFTER_S
-from webapp.htmx import render
+from webapp.htmx import is_htmx, render
 from webapp.pages import STEP_JOBS, run_page
 from webapp.runs import batch_output, job_context, start
+from webapp.steps.features import column_advice
 from webapp.uploads import UploadTooLarge, limited_request
 from webapp.wizard import RunState, load_run, step_page
 
 TOKEN_LENGTH = 24
+MOSTLY_EMPTY = 0.5  # a form with more than this share of values missing asks before predicting
 
 
 def _trained_spec(request: Request, state: RunState) -> dict | None:
@@ -57,17 +62,76 @@ def _fields(state: RunState, spec: dict) -> list[dict]:
     return fields
 
 
+def _keys(request: Request, state: RunState, trained: dict | None) -> list[str]:
+    """The run's key columns: those its model was shipped with, else those advised now."""
+    if trained is not None:
+        summary = read_output(request.app.state.results, state.run_id, FINAL, SUMMARY) or {}
+        if "key_columns" in summary:
+            return list(summary["key_columns"])
+    spec = trained or state.spec
+    if state.info is None or not spec.get("target"):
+        return []
+    keys = key_columns(
+        column_advice(request, state, spec), state.builtin.key_columns if state.builtin else ()
+    )
+    return [k for k in keys if k not in (spec.get("features") or [])]
+
+
+def _form_context(request: Request, state: RunState, spec: dict, **extra: object) -> dict:
+    """What the single-row form shows: its fields, their values and the example chooser."""
+    return {
+        "fields": _fields(state, spec),
+        "values": {},
+        "keys": _keys(request, state, spec),
+        "example": None,
+        "example_problem": "",
+        **extra,
+    }
+
+
 @run_page(*STEP_JOBS, BATCH)
 def predict_step(request: Request) -> Response:
     state = load_run(request)
     spec = _trained_spec(request, state)
     context = {
         "trained": spec is not None,
-        "fields": _fields(state, spec) if spec else [],
+        **(_form_context(request, state, spec) if spec else {}),
         "max_upload_mb": request.app.state.settings.max_upload_mb,
         "batch_job": job_context(request, state.run_id, BATCH),
     }
     return step_page(request, state, "predict", context)
+
+
+def example(request: Request) -> Response:  # not kept: a random row differs every time
+    """The form filled from a row of the training table: the one with this key, or a random one."""
+    state = load_run(request)
+    spec = _trained_spec(request, state)
+    if spec is None:
+        raise HTTPException(409, "Train this run on all data first.")
+    keys = _keys(request, state, spec)
+    wanted = request.query_params.get("key", "")[:200]
+    try:
+        frame = load_table(request.app.state.storage, spec["dataset"])
+        found = example_row(frame, spec["features"], spec["target"], keys, wanted)
+    except DataError as error:
+        context = _form_context(request, state, spec, example_problem=str(error), wanted=wanted)
+        return _form(request, state, context, 400)
+    context = _form_context(request, state, spec, values=found.values, example=found, wanted=wanted)
+    return _form(request, state, context)
+
+
+def _form(request: Request, state: RunState, context: dict, status_code: int = 200) -> Response:
+    if not is_htmx(request):  # a plain GET: the whole step, with the form filled in
+        context = {
+            **context,
+            "trained": True,
+            "max_upload_mb": request.app.state.settings.max_upload_mb,
+            "batch_job": job_context(request, state.run_id, BATCH),
+        }
+        return step_page(request, state, "predict", context, status_code=status_code)
+    return render(
+        request, "step_predict.html", "_predict_form.html", {"run": state, **context}, status_code=status_code
+    )
 
 
 @form_endpoint
@@ -77,6 +141,10 @@ def predict_row(request: Request, form: FormData) -> Response:
     if spec is None:
         raise HTTPException(409, "Train this run on all data first.")
     row = {name: str(form.get(name, "")).strip() or None for name in spec["features"]}
+    missing = [name for name, value in row.items() if value is None]
+    if len(missing) > len(row) * MOSTLY_EMPTY and form.get("confirm_missing") != "1":
+        context = {"missing": missing, "total": len(row)}
+        return render(request, "step_predict.html", "_prediction.html", context)
     try:
         result = request.app.state.dispatcher.predict_rows(state.run_id, [row], explain=True)[0]
     except StorageUnavailable:
@@ -170,9 +238,13 @@ def predictions(request: Request) -> Response:
 
 
 def template(request: Request) -> Response:
+    """A CSV header: the key columns (carried into the predictions, to join them back), then the
+    features."""
     state = load_run(request)
-    spec = _trained_spec(request, state) or state.spec
-    header = ",".join(f'"{f}"' if "," in f else f for f in spec.get("features") or [])
+    trained = _trained_spec(request, state)
+    spec = trained or state.spec
+    names = [*_keys(request, state, trained), *(spec.get("features") or [])]
+    header = ",".join(f'"{f}"' if "," in f else f for f in names)
     headers = {"Content-Disposition": 'attachment; filename="template.csv"'}
     return Response(header + "\n", media_type="text/csv", headers=headers)
 
@@ -182,5 +254,6 @@ routes = [
     Route("/predict/row", predict_row, methods=["POST"], name="predict_row"),
     Route("/predict/batch", predict_batch, methods=["POST"], name="predict_batch"),
     Route("/predict/template.csv", template, name="template"),
+    Route("/predict/example", example, name="predict_example"),
     Route("/predict/predictions/{token}.csv", predictions, name="predictions"),
 ]
