@@ -10,6 +10,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
+from shared.params import FAMILIES
 from shared.runs import load_spec, read_output
 from shared.settings import Settings
 from tests.nasa import K2_PATH
@@ -65,7 +66,13 @@ def test_defaults_leave_out_references_and_group_by_host(app, k2_run):
 
 
 def test_an_evaluation_with_every_default_is_honest(app, k2_run):
+    """The issue's own case: logistic regression, with every column and split default untouched."""
     client, run_id = k2_run
+    model = {
+        "family": "logistic_regression",
+        **{k: str(v) for k, v in FAMILIES["logistic_regression"].defaults().items()},
+    }
+    assert client.post(f"/runs/{run_id}/model", data=model, headers=HX).status_code == 204
     page = client.get(f"/runs/{run_id}/evaluate").text
     form = {
         name: value
@@ -83,7 +90,7 @@ def test_an_evaluation_with_every_default_is_honest(app, k2_run):
     assert metrics["protocol"]["grouped_by"] == "hostname"
     assert not FLAGGED & set(metrics["spec"]["features"])
     auc = metrics["metrics"]["roc_auc"]["mean"]
-    assert 0.6 < auc < 0.9  # the reference columns gave 0.978; without them the table is hard
+    assert 0.7 < auc < 0.85  # 0.791 here; led by the reference columns it claimed 0.978
     assert f'data-metric="roc_auc">{auc:.3f}<' in done.text
     assert 'data-baseline="majority-roc_auc">0.500<' in done.text  # the baseline sits beside it
 
