@@ -25,6 +25,7 @@ from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any
 
 from shared import __version__, model_card
+from shared.csv_safety import header_line
 from shared.errors import BundleError
 from shared.spec import RunSpec
 
@@ -142,7 +143,7 @@ def write_bundle(pipe: Any, metadata: Mapping[str, Any], figures: Mapping[str, b
     files = {
         JOBLIB_NAME: joblib_buffer.getvalue(),
         SKOPS_NAME: sio.dumps(pipe),
-        TEMPLATE_NAME: (",".join(_csv_cell(f) for f in features) + "\n").encode(),
+        TEMPLATE_NAME: header_line([*metadata.get("key_columns", []), *features]).encode(),
         README_NAME: _readme(metadata).encode(),
         CARD_NAME: model_card.to_markdown(metadata).encode(),
     }
@@ -154,10 +155,6 @@ def write_bundle(pipe: Any, metadata: Mapping[str, Any], figures: Mapping[str, b
         for name in (*MEMBERS, *sorted(n for n in files if n.startswith(FIGURES_DIR))):
             archive.writestr(name, files[name])
     return out.getvalue()
-
-
-def _csv_cell(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n') else name
 
 
 def read_bundle(data: bytes) -> LoadedBundle:

@@ -20,13 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared.errors import DataError
+from shared.spec import MAX_COLUMN_NAME
 
 MAX_COLUMNS = 2000
 #: The largest magnitude the models can use: tree models work in float32.
 MAX_MAGNITUDE = float(np.finfo(np.float32).max)
 DELIMITERS = (",", ";", "\t")  # in order of preference when the header is ambiguous
 
-_PARQUET_MAGIC = b"PAR1"
+PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -81,10 +82,13 @@ def read_table_path(path: str | Path) -> pd.DataFrame:
 def _read_table(data: bytes) -> pd.DataFrame:
     if not data:
         raise DataError("the file is empty")
-    if data.startswith(_PARQUET_MAGIC):
+    if data.startswith(PARQUET_MAGIC):
         return _read_parquet_upload(data)
     reject_binary(data)
-    return _read_csv_text(_decode_utf8(data))
+    text = _decode_utf8(data)
+    if "\r" in text and "\n" not in text:  # Excel's "CSV (Macintosh)": lines end with CR alone
+        text = text.replace("\r", "\n")
+    return _read_csv_text(text)
 
 
 def reject_binary(data: bytes) -> None:
@@ -127,7 +131,7 @@ def _read_parquet_upload(data: bytes) -> pd.DataFrame:
         table.validate(full=True)
     except (pa.ArrowException, ValueError) as exc:
         raise DataError(f"the file is not a readable Parquet file: {exc}") from None
-    _check_header(table.column_names)
+    check_header(table.column_names)
     _check_flat(table.schema)
     frame = _arrow_to_frame(table)
     if frame.empty:
@@ -145,8 +149,8 @@ def _read_csv_text(text: str) -> pd.DataFrame:
         if comment_lines:
             raise DataError("the file has only comment lines (starting with #) and no header or data")
         raise DataError("the file is empty (it holds only whitespace)")
-    delimiter = _detect_delimiter(body.partition("\n")[0])
-    _check_header(_header_fields(body, delimiter))
+    delimiter = detect_delimiter(body.partition("\n")[0])
+    check_header(_header_fields(body, delimiter))
     frame = _parse_csv(body, delimiter, skipped_lines)
     if frame.empty:
         raise DataError("the file has a header but no data rows")
@@ -172,7 +176,7 @@ def _skip_preamble(text: str) -> tuple[int, int, int]:
     return len(text), skipped, comments
 
 
-def _detect_delimiter(header_line: str) -> str:
+def detect_delimiter(header_line: str) -> str:
     counts = dict.fromkeys(DELIMITERS, 0)
     quoted = False
     for char in header_line:
@@ -190,9 +194,16 @@ def _header_fields(body: str, delimiter: str) -> list[str]:
         raise DataError(f"could not read the header row: {exc}") from None
 
 
-def _check_header(names: list[str]) -> None:
+def check_header(names: list[str]) -> None:
     if len(names) > MAX_COLUMNS:
         raise DataError(f"the table has {len(names):,} columns; at most {MAX_COLUMNS:,} are supported")
+    too_long = [(number, name) for number, name in enumerate(names, start=1) if len(name) > MAX_COLUMN_NAME]
+    if too_long:
+        number, name = too_long[0]
+        raise DataError(
+            f"column {number}'s name is {len(name):,} characters long ({name[:40]!r}…); at most "
+            f"{MAX_COLUMN_NAME} are supported: shorten it"
+        )
     blank = [str(number) for number, name in enumerate(names, start=1) if not name.strip()]
     if blank:
         raise DataError(f"column {', '.join(blank)} of the header has a blank name; give every column a name")
@@ -281,7 +292,7 @@ def parquet_to_table(data: bytes) -> pd.DataFrame:
 
 
 def _parquet_arrow_table(data: bytes) -> pa.Table:
-    if len(data) < 12 or not data.startswith(_PARQUET_MAGIC) or not data.endswith(_PARQUET_MAGIC):
+    if len(data) < 12 or not data.startswith(PARQUET_MAGIC) or not data.endswith(PARQUET_MAGIC):
         raise DataError("the file is not a readable Parquet file: it is truncated or corrupt")
     try:
         return pq.ParquetFile(io.BytesIO(data)).read()

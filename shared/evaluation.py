@@ -144,7 +144,8 @@ def _check_split_sizes(data: Prepared, plan: EvaluationPlan, n: int) -> None:
             )
     if data.groups is not None and data.groups.nunique() < n:
         raise DataError(
-            f"only {data.groups.nunique()} groups for a grouped {_describe(plan)}; need at least {n}"
+            f"group column {data.groups.name!r} has only {data.groups.nunique()} groups for a grouped "
+            f"{_describe(plan)}; need at least {n}, or group by another column"
         )
 
 

@@ -444,8 +444,6 @@ def _batch(job: Job) -> str:
         source = batch_input_key(run_id, token)
     except InvalidKey:
         raise SpecError(f"token: {token!r} does not name an uploaded file") from None
-    bundle = load_model(results, run_id)
-    reporter.line("Reading the file and predicting", 0.02)
     last = [time.monotonic()]
 
     def progress(rows: int, share: float) -> None:
@@ -454,6 +452,8 @@ def _batch(job: Job) -> str:
             reporter.line(f"Predicted {rows:,} rows", 0.02 + 0.93 * share)
 
     try:
+        bundle = load_model(results, run_id)
+        reporter.line("Reading the file and predicting", 0.02)
         with compute_threads(threads or None):
             output, rows = predict_stored(bundle, data, source, progress)
     except Exception:
@@ -461,15 +461,22 @@ def _batch(job: Job) -> str:
             data.delete(source)  # a file that cannot be predicted is not kept
         raise
     record = {"token": token, "input": source, "output": output, "rows": rows}
-    previous = read_output(results, run_id, BATCH, BATCH_OUTPUT)
     results.write_bytes(
         job_key(run_id, BATCH, BATCH_OUTPUT), json.dumps(record).encode(), content_type="application/json"
     )
-    if previous and previous.get("token") != token:  # the page offers the latest predictions only
-        for key in (previous["input"], previous["output"]):
-            with contextlib.suppress(StorageError):
-                data.delete(key)
+    _delete_older(data, f"uploads/{run_id}/", source, output)  # the page offers the latest only
     return f"Done: {rows:,} rows predicted"
+
+
+def _delete_older(data: Storage, prefix: str, source: str, output: str) -> None:
+    """Delete what was stored under ``prefix`` before ``source``: earlier batches, and inputs
+    whose job never ran or died before it could delete them (a newer upload is left alone)."""
+    listed = data.generations(prefix)
+    ours = listed.get(source)
+    for key, generation in listed.items():
+        if ours is not None and generation < ours and key not in (source, output):
+            with contextlib.suppress(StorageError):
+                data.delete(key, if_generation_match=generation)
 
 
 def _evaluation_of(results: Storage, run_id: str, spec: RunSpec) -> dict[str, Any] | None:

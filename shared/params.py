@@ -7,6 +7,7 @@ schema, and ``shared.models`` turns validated values into estimators.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -426,6 +427,10 @@ def quoted(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# A number as a person types it in ASCII: sign, digits, one decimal point, an exponent.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
 def parse_value(param: Param, raw: Any) -> Any:
     """Parse one value (a form string or a JSON value) and check it; SpecError names the problem."""
     where = f"{param.name}: {quoted(raw)} is not allowed; expected {param.allowed()}"
@@ -459,10 +464,10 @@ def _parse_number(param: Param, raw: Any, where: str) -> int | float:
     if isinstance(raw, bool) or raw is None:
         raise SpecError(where)
     if isinstance(raw, str):
-        try:
-            value = float(raw.replace("_", "")) if raw else math.nan
-        except ValueError:
-            raise SpecError(where) from None
+        # float() would also take full-width and Arabic-Indic digits, "1_0" and "nan"
+        if not PLAIN_NUMBER.fullmatch(raw):
+            raise SpecError(where)
+        value = float(raw)
     elif isinstance(raw, int | float):
         try:
             value = float(raw)
@@ -481,7 +486,9 @@ def _parse_number(param: Param, raw: Any, where: str) -> int | float:
 
 def _parse_int_list(param: Param, raw: Any, where: str) -> tuple[int, ...]:
     if isinstance(raw, str):
-        parts = [p for p in raw.replace(";", ",").split(",") if p.strip()]
+        parts = [p.strip() for p in raw.split(",")]
+        if parts and not parts[-1]:
+            parts.pop()  # "100, 50," reads as "100, 50"
     elif isinstance(raw, list | tuple):
         parts = list(raw)
     else:

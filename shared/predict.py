@@ -7,30 +7,33 @@ and are cached per process. Output columns: the input's key columns, ``predictio
 
 from __future__ import annotations
 
-import csv
 import io
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from shared.bundle import LoadedBundle, read_bundle
-from shared.data import reject_binary
+from shared.csv_safety import safe_frame
 from shared.errors import DataError, MissionError, ObjectNotFound
+from shared.params import quoted
 from shared.runs import BUNDLE, FINAL, SUCCEEDED, job_key, read_status, run_key
 from shared.storage import Storage
+from shared.table_reader import PARQUET, TableLayout, read_layout, with_line_feeds
 from shared.thresholds import predicted_classes
 
-CHUNK_BYTES = 8 * 1024 * 1024  # about 25,000 KOI-like rows per chunk: memory stays bounded
+CHUNK_BYTES = 8 * 1024 * 1024
+PARQUET_BATCH_ROWS = 25_000  # about 25,000 KOI-like rows per chunk: memory stays bounded
 MAX_JSON_ROWS = 100_000
 MAX_EXPLAINED_ROWS = 20
-SNIFF_BYTES = 8192
 TOP_CONTRIBUTIONS = 8
 NUMERIC = "numeric"
 Progress = Callable[[int, float], None]  # rows done, share of the file read
@@ -156,11 +159,29 @@ def predict_rows(bundle: LoadedBundle, rows: Any, *, explain: bool = False) -> p
         raise DataError(f"{len(rows):,} rows sent as JSON; at most {MAX_JSON_ROWS:,}: upload a CSV instead")
     if explain and len(rows) > MAX_EXPLAINED_ROWS:
         raise DataError(f"{len(rows):,} rows to explain; at most {MAX_EXPLAINED_ROWS} at a time")
+    for number, row in enumerate(rows, start=1):
+        for name, value in row.items():
+            _check_json_value(name, value, number)
     frame = pd.DataFrame.from_records(rows)
     out = predict_frame(bundle, frame)
     if explain:
         out["explanation"] = _explanations(bundle, frame, list(out["prediction"]))
     return out
+
+
+def _check_json_value(name: object, value: object, row: int) -> None:
+    """A JSON row holds text, numbers, booleans or null; numbers fit a float."""
+    where = f"row {row}, column {quoted(name)}"
+    if isinstance(value, dict | list):
+        raise DataError(f"{where}: a {type(value).__name__} is not a value; send text or a number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            magnitude = int(value.bit_length() * 0.30103)  # str() of a huge int is refused or slow
+            raise DataError(
+                f"{where}: a number of about 10^{magnitude:,} is beyond any float (at most 1.8e308)"
+            ) from None
 
 
 def _explanations(bundle: LoadedBundle, frame: pd.DataFrame, predicted: list[str]) -> list[dict[str, Any]]:
@@ -182,103 +203,126 @@ def _explanations(bundle: LoadedBundle, frame: pd.DataFrame, predicted: list[str
     return explained
 
 
-# --- large CSV files, in chunks ----------------------------------------------------------------
+# --- large CSV or Parquet files, in chunks ----------------------------------------------------
 
 
-def _header(source: BinaryIO) -> tuple[list[str], int]:
-    """Column names and how many leading '#' comment lines to skip (NASA archive format)."""
-    skipped = 0
-    for raw in source:
-        try:
-            line = raw.decode("utf-8-sig").strip()
-        except UnicodeDecodeError as error:
-            line_number = skipped + 1
-            raise DataError(
-                f"line {line_number} of the header is not valid UTF-8 text (byte {raw[error.start]:#04x}): "
-                "save the file as UTF-8 CSV"
-            ) from None
-        if line.startswith("#") or not line:
-            skipped += 1
-            continue
-        source.seek(0)
-        return next(csv.reader([line])), skipped
-    raise DataError("the file is empty: no header row")
-
-
-def check_csv_start(source: BinaryIO, features: list[str]) -> tuple[list[str], int]:
-    """What can be told from a CSV's first lines, cheaply, before predicting it: not binary, a
-    UTF-8 header with unique names that include every feature, and at least one data row.
-    Returns the column names and the count of leading '#' lines; the file is left at its start."""
-    source.seek(0)
-    head = source.read(SNIFF_BYTES)
-    source.seek(0)
-    if not head.strip():
-        raise DataError("the file is empty: no header row")
-    reject_binary(head)  # an Excel file, archive or pickle named .csv says what it is
-    names, skipped = _header(source)
-    if len(set(names)) != len(names):
-        raise DataError(
-            "the header repeats column names: " + ", ".join(sorted({n for n in names if names.count(n) > 1}))
-        )
-    missing = [f for f in features if f not in set(names)]
+def check_csv_start(source: BinaryIO, features: list[str]) -> TableLayout:
+    """What can be told from a file's first lines, cheaply, before predicting it: CSV or Parquet
+    as uploads are read (shared.table_reader), unique names that include every feature, at
+    least one data row. The file is left at its start."""
+    readable = with_line_feeds(source)
+    try:
+        layout = read_layout(readable)
+    finally:
+        if readable is not source:
+            readable.close()
+    missing = [f for f in features if f not in set(layout.names)]
     if missing:
         raise DataError(f"missing feature columns: {', '.join(missing)}")
-    for number, raw in enumerate(source):
-        if number > skipped and raw.strip():
-            break
-    else:
-        raise DataError("the file has a header but no data rows")
-    source.seek(0)
-    return names, skipped
+    return layout
 
 
 def predict_csv(
     bundle: LoadedBundle, source: BinaryIO, sink: BinaryIO, progress: Progress = lambda rows, share: None
 ) -> int:
-    """Stream a CSV (a seekable binary file) through the model into ``sink``; returns the row count.
+    """Stream a CSV or Parquet file (seekable, binary) through the model into ``sink`` as CSV;
+    returns the row count. Memory stays bounded: a chunk at a time; ``progress(rows done, share
+    of the file read)`` is called after each chunk."""
+    readable = with_line_feeds(source)
+    try:
+        size = readable.seek(0, 2) or 1
+        layout = check_csv_start(readable, bundle.features)
+        if layout.kind == PARQUET:
+            return _write(bundle, _parquet_batches(readable, layout, bundle), sink, progress, readable, size)
+        try:
+            return _write(bundle, _csv_batches(readable, layout, bundle), sink, progress, readable, size)
+        except pa.ArrowInvalid as error:
+            if not layout.multiline:  # a quoted line break in a value: read again, slower
+                sink.seek(0)
+                sink.truncate()
+                again = replace(layout, multiline=True)
+                try:
+                    return _write(
+                        bundle, _csv_batches(readable, again, bundle), sink, progress, readable, size
+                    )
+                except pa.ArrowInvalid:
+                    pass
+            raise _explain(error, readable, layout, bundle) from None
+    finally:
+        if readable is not source:
+            readable.close()
 
-    Memory stays bounded: the file is read and written a chunk at a time; ``progress(rows done,
-    share of the file read)`` is called after each chunk.
-    """
-    size = source.seek(0, 2) or 1
-    names, skipped = check_csv_start(source, bundle.features)
+
+def _wanted(layout: TableLayout, bundle: LoadedBundle) -> tuple[list[str], list[str]]:
+    keys = [k for k in bundle.metadata.get("key_columns", []) if k in layout.names]
+    return keys, list(dict.fromkeys([*keys, *bundle.features]))
+
+
+def _csv_batches(source: BinaryIO, layout: TableLayout, bundle: LoadedBundle) -> Iterator[pd.DataFrame]:
     types = bundle.metadata["feature_types"]
-    keys = [k for k in bundle.metadata.get("key_columns", []) if k in names]
-    wanted = list(dict.fromkeys([*keys, *bundle.features]))
+    keys, wanted = _wanted(layout, bundle)
     column_types = {n: (pa.float64() if types.get(n) == NUMERIC else pa.string()) for n in bundle.features}
     column_types.update({k: pa.string() for k in keys})
+    source.seek(layout.data_offset)
+    reader = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(column_names=layout.names, block_size=CHUNK_BYTES),
+        parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=layout.multiline),
+        convert_options=pacsv.ConvertOptions(
+            column_types=column_types, include_columns=wanted, strings_can_be_null=True
+        ),
+    )
+    for batch in reader:
+        yield batch.to_pandas()
+
+
+def _parquet_batches(source: BinaryIO, layout: TableLayout, bundle: LoadedBundle) -> Iterator[pd.DataFrame]:
+    _, wanted = _wanted(layout, bundle)
     try:
-        reader = pacsv.open_csv(
-            source,
-            read_options=pacsv.ReadOptions(skip_rows=skipped, block_size=CHUNK_BYTES),
-            convert_options=pacsv.ConvertOptions(
-                column_types=column_types, include_columns=wanted, strings_can_be_null=True
-            ),
-        )
-        rows, writer = 0, None
-        for batch in reader:
-            out = predict_frame(bundle, batch.to_pandas(), first_row=rows + 1)
-            table = pa.Table.from_pandas(out, preserve_index=False)
-            if writer is None:
-                writer = pacsv.CSVWriter(sink, table.schema)
-            writer.write_table(table)
-            rows += len(out)
-            progress(rows, min(1.0, source.tell() / size))
-    except pa.ArrowInvalid as error:
-        source.seek(0)
-        raise _explain(error, source, bundle, skipped) from None
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+            yield batch.to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"the Parquet file could not be read: {error}") from None
+
+
+def _write(
+    bundle: LoadedBundle,
+    batches: Iterator[pd.DataFrame],
+    sink: BinaryIO,
+    progress: Progress,
+    source: BinaryIO,
+    size: int,
+) -> int:
+    rows, writer = 0, None
+    for frame in batches:
+        out = safe_frame(predict_frame(bundle, frame, first_row=rows + 1))
+        table = pa.Table.from_pandas(out, preserve_index=False)
+        if writer is None:
+            writer = pacsv.CSVWriter(sink, table.schema)
+        writer.write_table(table)
+        rows += len(out)
+        progress(rows, min(1.0, source.tell() / size))
     if writer is None:
         raise DataError("the file has a header but no data rows")
     writer.close()
     return rows
 
 
-def _explain(error: pa.ArrowInvalid, source: BinaryIO, bundle: LoadedBundle, skipped: int) -> DataError:
+def _explain(
+    error: pa.ArrowInvalid, source: BinaryIO, layout: TableLayout, bundle: LoadedBundle
+) -> DataError:
     """Turn Arrow's conversion error into one naming the column and a sample row (slow path)."""
+    source.seek(layout.data_offset)
     try:
         for number, chunk in enumerate(
             pd.read_csv(
-                source, skiprows=skipped, dtype=str, chunksize=50_000, usecols=lambda c: c in bundle.features
+                source,
+                names=layout.names,
+                header=None,
+                sep=layout.delimiter,
+                dtype=str,
+                chunksize=50_000,
+                usecols=lambda c: c in bundle.features,
             )
         ):
             _coerce(chunk, bundle, first_row=number * 50_000 + 1)
@@ -315,5 +359,5 @@ def predict_stored(
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     sink = io.BytesIO()
-    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    pacsv.write_csv(pa.Table.from_pandas(safe_frame(frame), preserve_index=False), sink)
     return sink.getvalue()

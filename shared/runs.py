@@ -21,7 +21,10 @@ is presumed dead (stalled) and may be restarted; its worker writes a heartbeat e
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import math
 import re
 import secrets
 import time
@@ -35,6 +38,7 @@ from shared.settings import JOB_STALE_AFTER_S
 from shared.spec import RunSpec
 from shared.storage import Storage
 
+log = logging.getLogger("shared.runs")
 EVALUATE = "evaluate"
 FINAL = "final"
 SEARCH = "search"
@@ -174,6 +178,9 @@ def _parsed(parse: Any, data: bytes, where: str) -> Any:
 # --- status ---------------------------------------------------------------------------------
 
 
+DAMAGED_STATUS = "This job's status record is damaged; Restart to run it again."
+
+
 @dataclass(frozen=True)
 class Status:
     state: str
@@ -183,6 +190,8 @@ class Status:
     message: str = ""  # failure message a researcher can act on
     heartbeat: float = field(default_factory=time.time)
     worker: str = ""
+    # read from a damaged record (see read_status): shown as failed, never written as such
+    damaged: bool = field(default=False, compare=False)
 
     @property
     def finished(self) -> bool:
@@ -203,24 +212,84 @@ class Status:
 
     def to_json(self) -> bytes:
         data = asdict(self)
+        del data["damaged"]
         data["lines"] = [list(line) for line in self.lines]
         return json.dumps(data).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Status:
+        """A stored status, every field checked: ValueError for anything a status is not."""
         raw = json.loads(data)
-        raw["lines"] = tuple(tuple(line) for line in raw.get("lines", ()))
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, found {type(raw).__name__}")
+        unknown = sorted(set(raw) - _STATUS_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fields {', '.join(unknown)}")
+        if raw.get("state") not in (QUEUED, RUNNING, SUCCEEDED, FAILED):
+            raise ValueError(
+                f"state {raw.get('state')!r} is not one of {QUEUED}, {RUNNING}, {SUCCEEDED}, {FAILED}"
+            )
+        attempt = raw.get("attempt", 1)
+        if not _whole(attempt) or attempt < 1:
+            raise ValueError(f"attempt {attempt!r} is not a whole number from 1")
+        for name in ("progress", "heartbeat"):
+            if name in raw and not _number(raw[name]):
+                raise ValueError(f"{name} {raw[name]!r} is not a number")
+        for name in ("message", "worker"):
+            if not isinstance(raw.get(name, ""), str):
+                raise ValueError(f"{name} is not text")
+        lines = raw.get("lines", [])
+        if not isinstance(lines, list) or not all(
+            isinstance(line, list) and len(line) == 2 and all(isinstance(part, str) for part in line)
+            for line in lines
+        ):
+            raise ValueError("lines are not a list of [time, text] pairs")
+        raw["lines"] = tuple(tuple(line) for line in lines)
         return cls(**raw)
 
 
+_STATUS_FIELDS = frozenset({"state", "attempt", "progress", "lines", "message", "heartbeat", "worker"})
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def read_status(storage: Storage, run_id: str, mode: str) -> tuple[Status | None, int]:
-    """The job's status and its generation (None, 0 when the job was never requested)."""
+    """The job's status and its generation (None, 0 when the job was never requested).
+
+    A damaged status record (cut short, not JSON, wrong fields) is read as a failed status
+    marked ``damaged``, with its real generation: the job shows as failed with a message saying
+    so, a worker leaves it alone, and a restart replaces it by a compare-and-swap.
+    """
+    key = job_key(run_id, mode, STATUS)
     try:
-        key = job_key(run_id, mode, STATUS)
         data, generation = storage.read_with_generation(key)
     except ObjectNotFound:
         return None, 0
-    return _parsed(Status.from_json, data, storage.uri(key)), generation
+    try:
+        return _parsed(Status.from_json, data, storage.uri(key)), generation
+    except CorruptObject as error:
+        log.error("%s; read as a damaged, failed job", error)
+        return _damaged_status(storage, run_id, mode, data), generation
+
+
+def _damaged_status(storage: Storage, run_id: str, mode: str, data: bytes) -> Status:
+    """What a damaged status record stands for: a failed job, at the attempt its request names
+    (else the record's own, if it still says one), so a restart takes the next number."""
+    attempt = None
+    try:
+        attempt = read_request(storage, run_id, mode).attempt
+    except (ObjectNotFound, CorruptObject):
+        with contextlib.suppress(ValueError, AttributeError):  # not JSON, or not an object
+            attempt = json.loads(data).get("attempt")
+    if not _whole(attempt) or attempt < 1:
+        attempt = 1
+    return Status(FAILED, attempt=attempt, message=DAMAGED_STATUS, heartbeat=0.0, damaged=True)
 
 
 def write_status(storage: Storage, run_id: str, mode: str, status: Status, generation: int) -> int:
@@ -270,9 +339,12 @@ def request_job(
     of two clicks at once, one wins and the other gets JobConflict.
 
     A new request is refused while the job is queued or running and alive; ``restart`` also
-    allows replacing a finished job (re-evaluate after changing the spec).
+    allows replacing a finished job (re-evaluate after changing the spec) or one whose status
+    record is damaged (overwritten under the damaged record's generation, like any other).
     """
     status, generation = read_status(storage, run_id, mode)
+    if status is not None and status.damaged and not restart:
+        raise JobConflict(f"the {mode} job's status record is damaged; restart it to run it again")
     if status is not None and not status.stale and not (restart and status.finished):
         raise JobConflict(f"the {mode} job of this run is already {status.state}")
     attempt = 1 if status is None else status.attempt + 1
@@ -352,13 +424,36 @@ def create_run(
     meta = RunMeta(workspace, dataset, dataset_name, now_iso())
     storage.create(run_key(run_id, "meta.json"), meta.to_json(), content_type="application/json")
     save_spec(storage, run_id, spec)
-    storage.create(f"workspaces/{workspace}/runs/{run_id}", b"", content_type="text/plain")
+    storage.create(workspace_run_key(workspace, run_id), b"", content_type="text/plain")
     return run_id
 
 
+class DamagedRun(CorruptObject):
+    """A run's own record (meta.json) is damaged: whose run it is cannot be read."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 def load_meta(storage: Storage, run_id: str) -> RunMeta:
+    """The run's meta; ObjectNotFound if there is no such run, DamagedRun if it is damaged."""
     key = run_key(run_id, "meta.json")
-    return _parsed(RunMeta.from_json, storage.read_bytes(key), storage.uri(key))
+    data = storage.read_bytes(key)
+    try:
+        meta = _parsed(RunMeta.from_json, data, storage.uri(key))
+        if not all(isinstance(getattr(meta, name), str) for name in RunMeta.__dataclass_fields__):
+            raise CorruptObject(f"{storage.uri(key)} is damaged: a field is not text")
+    except CorruptObject as error:
+        raise DamagedRun(run_id, str(error)) from None
+    return meta
+
+
+def workspace_run_key(workspace: str, run_id: str) -> str:
+    """The empty object that lists a run in its workspace (written when the run is made)."""
+    if not WORKSPACE_ID.fullmatch(workspace):
+        raise InvalidKey(f"not a workspace id: {workspace!r}")
+    return f"workspaces/{workspace}/runs/{check_run_id(run_id)}"
 
 
 def workspace_runs(storage: Storage, workspace: str) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from shared.csv_safety import safe_frame
 from shared.errors import DataError
 from shared.labels import labels_as_text
 from shared.spec import RunSpec
@@ -35,6 +36,7 @@ def score_rows(
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV with text cells a spreadsheet would run as formulas neutralised (shared.csv_safety)."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
+    safe_frame(frame).to_csv(buffer, index=False)
     return buffer.getvalue().encode()

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.errors import MissionError
+from shared.errors import DataError, MissionError
 from shared.evaluation import Prepared, _aligned_proba, fit_model, prepare, splits
 from shared.params import BOOL, CHOICE, FLOAT, INT, INT_LIST, Param, family
-from shared.spec import RunSpec
+from shared.spec import EvaluationPlan, RunSpec
 
 Progress = Callable[[str, float], None]
 ETA = 3  # keep the best third each round
@@ -112,21 +112,67 @@ def _cross_validate(
     return float(np.mean(scores))
 
 
-def _subsample(data: Prepared, share: float, seed: int) -> Prepared:
-    """A share of the groups (or rows), so grouped splits stay grouped."""
+def _groups_needed(plan: EvaluationPlan) -> int:
+    """How many groups the plan's splits ask for (as ``splits`` counts them)."""
+    return plan.folds if plan.method == "kfold" else max(2, round(1 / plan.test_size))
+
+
+def _subsample(data: Prepared, share: float, seed: int, need: int = 1) -> Prepared:
+    """A share of the rows, taken by whole groups (or rows), so grouped splits stay grouped.
+
+    At least ``need`` groups stay in (the folds the splits ask for), so a table with few groups
+    still splits: when the share of the groups would be fewer, ``need`` groups are kept and
+    thinned to about the share of the rows, within each group and class, so every row of a
+    group still lands in that group's fold.
+    """
     if share >= 1:
         return data
     rng = np.random.default_rng(seed)
     keys = data.groups if data.groups is not None else pd.Series(np.arange(len(data.labels)))
     unique = keys.unique()
-    chosen = set(rng.choice(unique, size=max(1, int(len(unique) * share)), replace=False))
-    mask = keys.isin(chosen).to_numpy()
+    size = max(1, int(len(unique) * share))
+    if size >= need:
+        chosen = set(rng.choice(unique, size=size, replace=False))
+        mask = keys.isin(chosen).to_numpy()
+    else:
+        chosen = set(rng.choice(unique, size=min(need, len(unique)), replace=False))
+        mask = keys.isin(chosen).to_numpy()
+        keep = min(1.0, share * len(keys) / max(1, int(mask.sum())))
+        if keep < 1:
+            mask = mask & _thinned(keys, data.labels, keep, rng)
     return replace(
         data,
         features=data.features[mask].reset_index(drop=True),
         labels=data.labels[mask].reset_index(drop=True),
         groups=None if data.groups is None else data.groups[mask].reset_index(drop=True),
     )
+
+
+def _thinned(keys: pd.Series, labels: pd.Series, keep: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask keeping about ``keep`` of the rows of every (group, class), at least one of each."""
+    mask = np.zeros(len(keys), dtype=bool)
+    cells = pd.Series(np.arange(len(keys))).groupby([keys.to_numpy(), labels.to_numpy()], sort=False)
+    for _, rows in cells:
+        take = max(1, math.ceil(len(rows) * keep))
+        mask[rng.choice(rows.to_numpy(), size=take, replace=False)] = True
+    return mask
+
+
+def _round_splits(
+    full: Prepared, share: float, plan: EvaluationPlan, seed: int
+) -> tuple[Prepared, list[tuple[np.ndarray, np.ndarray]]]:
+    """A round's rows and folds: the subsample's own splits, or the full data's when it cannot split.
+
+    A subsample can fall short of the plan (a rare class with fewer rows than folds); the full
+    data then stands in for that round rather than stopping a search evaluation would allow.
+    """
+    data = _subsample(full, share, seed, _groups_needed(plan))
+    if data is full:
+        return full, splits(full, plan)
+    try:
+        return data, splits(data, plan)
+    except DataError:
+        return full, splits(full, plan)
 
 
 def search(
@@ -154,11 +200,16 @@ def search(
         f"scored by grouped {metric}",
         0.02,
     )
+    # the full data's splits, exactly as evaluation makes them: too few groups (or rows of a
+    # class) for the plan stops the search with evaluation's own message, before any round
+    full_folds = splits(full, spec.evaluation)
     stopped_early = False
     for r in range(rounds):
         share = ETA ** (r - rounds + 1)
-        data = _subsample(full, share, spec.evaluation.seed + r)
-        folds = splits(data, spec.evaluation)  # the same for every candidate of the round
+        if share >= 1:
+            data, folds = full, full_folds
+        else:  # the same folds for every candidate of the round
+            data, folds = _round_splits(full, share, spec.evaluation, spec.evaluation.seed + r)
         for candidate in pool:
             if time.monotonic() > deadline:
                 stopped_early = True

@@ -34,7 +34,7 @@ CALIBRATION_METHODS = {
     "isotonic": "Fit a free-form increasing mapping: more flexible, needs more rows (thousands).",
 }
 LABEL_SETUP = re.compile(r"[a-z0-9_]{1,40}")
-MAX_COLUMN_NAME = 200
+MAX_COLUMN_NAME = 200  # uploads refuse longer names (shared.data)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ read back and compared byte for byte, and the trained run still loads and predic
 
 from __future__ import annotations
 
+import csv
 import gzip
 import html
 import io
@@ -25,6 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from shared.params import FAMILIES
@@ -262,6 +265,11 @@ def post(path: str, data: dict[str, str] | None = None) -> Send:
     return lambda w: w.client.post(w.path(path), data=data or {}, headers=HX)
 
 
+def plain_post(path: str, data: dict[str, str]) -> Send:
+    """A form posted without JavaScript (no HX-Request): answered as a page, never a 500."""
+    return lambda w: w.client.post(w.path(path), data=data)
+
+
 def get(path: str) -> Send:
     return lambda w: w.client.get(w.path(path), headers=HX)
 
@@ -338,6 +346,7 @@ JUNK_PARQUET = b"PAR1" + b"\x07" * 64 + b"PAR1"
 EMPTY_PARQUET = _parquet(_table().head(0))
 NESTED_PARQUET = _arrow_parquet(pa.table({"a": [[1, 2], [3]], "label": ["x", "y"]}))
 TWIN_PARQUET = _arrow_parquet(pa.table([[1, 2], [3, 4]], names=["a", "a"]))
+LONG_NAME = ("x" * 250 + ",label\n1,a\n2,b\n").encode()
 
 
 def case(case_id: str, send: Send, status: int, message: str, xfail: str = ""):
@@ -563,7 +572,7 @@ CASES = [
         "test-size-nan",
         evaluate(method="holdout", test_size="nan"),
         400,
-        "evaluation.test_size: nan must be a share",
+        "evaluation.test_size: 'nan' must be a share",
     ),
     case(
         "evaluation-unknown-method",
@@ -637,7 +646,7 @@ CASES = [
         "predict-csv-duplicate-columns",
         batch(_rows("f1,f2,f1,colour", "1,2,3,red")),
         400,
-        "the header repeats column names: f1",
+        "the header repeats the column names 'f1'",
     ),
     case("predict-csv-empty-file", batch(b""), 400, "the file is empty"),
     case("predict-csv-header-only", batch(_rows(HEADER)), 400, "the file has a header but no data rows"),
@@ -697,7 +706,18 @@ CASES = [
         404,
         "has no bundle.zip yet: train it on all data first",
     ),
-]
+    # --- issue 16: what an outside attack still broke --------------------------------------------
+    case("upload-column-name-over-200", upload("long.csv", LONG_NAME), 400, "name is 250 characters long"),
+    case("threshold-post-without-htmx", plain_post("/runs/{trained}/threshold", {"threshold": "0.4"}), 409,
+         "Evaluate the run first"),
+    case("full-width-digits", model(max_iter="１００"), 400, "max_iter"),
+    case("arabic-indic-digits", evaluate(folds="٣"), 400, "evaluation.folds"),
+    case("arabic-indic-threshold", post("/runs/{trained}/threshold?x=1", {"threshold": "٠.٥"}), 400,
+         "is not a number between 0 and 1"),
+    case("underscored-number", model(max_iter="1_00"), 400, "max_iter"),
+    case("semicolon-in-a-list", model("mlp", hidden_layer_sizes="100;50"), 400, "hidden_layer_sizes"),
+    case("nan-as-a-number", model("logistic_regression", C="nan"), 400, "'nan' is not allowed"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("send", "status", "message"), CASES)
@@ -810,3 +830,166 @@ def _stored_table(world: World, run_id: str) -> pd.DataFrame:
     from shared.sources import load_table
 
     return load_table(world.app.state.storage, load_meta(world.app.state.results, run_id).dataset)
+
+
+# --- issue 16: inputs an outside attack sent that are fine, answered right ----------------------
+
+
+def _batch_done(world: World, content: bytes, name: str = "rows.csv") -> str:
+    started = batch(content, name=name)(world)
+    assert started.status_code == 200, started.text[:500]
+    return _follow(world.client, world.path("/runs/{trained}/jobs/batch"))
+
+
+def _predictions(world: World, done: str) -> str:
+    assert 'data-state="succeeded"' in done, html.unescape(done)[:800]
+    link = re.search(r'href="([^"]+)" download\s+data-testid="predictions-link"', done).group(1)
+    return world.client.get(link).text
+
+
+ROWS_FRAME = pd.DataFrame(
+    {"f1": [0.1, 1.5, -0.7], "f2": [0.2, -0.3, 0.9], "colour": ["red", "blue", "green"]}
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("mac.csv", ROWS_FRAME.to_csv(index=False, lineterminator="\r").encode()),  # Excel "CSV (Macintosh)"
+        ("semi.csv", ROWS_FRAME.to_csv(index=False, sep=";").encode()),
+        ("tabs.tsv", ROWS_FRAME.to_csv(index=False, sep="\t").encode()),
+        ("rows.parquet", _parquet(ROWS_FRAME)),
+    ],
+    ids=["cr-only", "semicolons", "tabs", "parquet"],
+)
+def test_what_uploads_read_predicts_too(world, name, content):
+    """One reader for upload and prediction: the same three rows, the same predictions."""
+    expected = _predictions(world, _batch_done(world, ROWS_FRAME.to_csv(index=False).encode()))
+    got = _predictions(world, _batch_done(world, content, name))
+    assert got == expected and len(got.splitlines()) == 4
+    uploaded = world.client.post("/upload", files={"file": (name, content, "text/csv")}, headers=HX)
+    assert uploaded.status_code == 204  # and the upload reads it too
+    _assert_earlier_run_intact(world)
+
+
+def test_prediction_cells_a_spreadsheet_would_run_are_neutralised(world):
+    keys = ["=1+1", "+SUM(A1)", "@SUM(A1)", "-2+3", "\tcmd", "plain"]
+    frame = pd.DataFrame({"star": keys, "f1": 0.5, "f2": 0.1, "colour": "red"})
+    out = pd.read_csv(
+        io.StringIO(_predictions(world, _batch_done(world, frame.to_csv(index=False).encode())))
+    )
+    assert out["star"].tolist() == ["'=1+1", "'+SUM(A1)", "'@SUM(A1)", "'-2+3", "'\tcmd", "plain"]
+    assert out.filter(like="probability_").dtypes.map(lambda t: t.kind == "f").all()  # numbers stay numbers
+
+
+def test_only_the_latest_batch_files_are_kept(world):
+    for _ in range(2):
+        _predictions(world, _batch_done(world, ROWS_FRAME.to_csv(index=False).encode()))
+    failed = _batch_done(world, b"f1,f2,colour\nabc,0.1,red\n")
+    assert 'data-state="failed"' in failed
+    kept = world.app.state.storage.list(world.path("uploads/{trained}/"))
+    assert len(kept) == 2 and sum(k.endswith(".predictions.csv") for k in kept) == 1, kept
+
+
+def test_no_javascript_fallbacks_answer_pages(world):
+    moved = world.client.get(world.path("/runs/{trained}/threshold?threshold=0.3"), follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"].endswith("/evaluate")
+    page = world.client.post(world.path("/runs/{trained}/predict/row"), data=ROW)
+    assert page.status_code == 200 and "<html" in page.text and "Predicted class" in page.text
+    assert 'value="0.5"' in page.text  # the values typed are still in the form
+
+
+def test_awkward_column_names_round_trip_through_the_template(world):
+    names = ["=cmd|' /C calc'!A0", 'say "hi"', "two\nlines", "comma, here"]
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({n: rng.normal(size=60).round(3) for n in names})
+    table["label"] = np.where(table[names[0]] > 0, "yes", "no")
+    upload_ = world.client.post(
+        "/upload", files={"file": ("odd.csv", table.to_csv(index=False).encode(), "text/csv")}, headers=HX
+    )
+    run_id = _run_id(upload_)
+    assert (
+        world.client.post(f"/runs/{run_id}/features/target", data={"target": "label"}, headers=HX).status_code
+        == 200
+    )
+    world.client.post(f"/runs/{run_id}/features/visible", data={"q": "", "on": "1"}, headers=HX)
+    assert (
+        world.client.post(
+            f"/runs/{run_id}/model", data=_model_form("logistic_regression"), headers=HX
+        ).status_code
+        == 204
+    )
+    world.client.post(f"/runs/{run_id}/jobs/final", headers=HX)
+    assert 'data-state="succeeded"' in _follow(world.client, f"/runs/{run_id}/jobs/final")
+    template = world.client.get(f"/runs/{run_id}/predict/template.csv").text
+    header = next(csv.reader(io.StringIO(template)))
+    assert header == ["'=cmd|' /C calc'!A0", 'say "hi"', "two\nlines", "comma, here"]  # quoted, neutralised
+    filled = template + "\n".join(",".join(["0.5"] * len(names)) for _ in range(3)) + "\n"
+    started = world.client.post(
+        f"/runs/{run_id}/predict/batch", files={"file": ("t.csv", filled.encode(), "text/csv")}, headers=HX
+    )
+    assert started.status_code == 200, started.text[:500]
+    done = _follow(world.client, f"/runs/{run_id}/jobs/batch")
+    assert 'data-state="succeeded"' in done and "Predicted 3 rows" in done, html.unescape(done)[:800]
+
+
+# --- issue 16: whatever arrives, upload and batch prediction answer 2xx or 4xx -----------------
+
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12)
+CELLS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), NAMES, st.none())
+
+
+@st.composite
+def csv_files(draw) -> bytes:
+    """Well-formed CSV in many dialects: delimiters, line endings, quoting, odd header names
+    (formulas, quotes, line breaks, the trained features among them), random cells."""
+    odd = st.one_of(st.sampled_from(["star", "=1+1", 'a"b', "x\ny", "f1"]), NAMES)
+    names = draw(st.lists(odd, max_size=4))
+    if draw(st.booleans()):  # the trained features too, so that rows reach the model
+        names = draw(st.permutations([*TRAINED_FEATURES, *names]))
+    if not names:
+        names = ["f1"]
+    rows = draw(st.lists(st.lists(CELLS, min_size=len(names), max_size=len(names)), max_size=5))
+    sink = io.StringIO()
+    writer = csv.writer(
+        sink,
+        delimiter=draw(st.sampled_from([",", ";", "\t", "|"])),
+        lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])),
+        quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])),
+    )
+    writer.writerow(names)
+    writer.writerows(rows)
+    return sink.getvalue().encode()
+
+
+FILES = st.one_of(st.binary(max_size=1024), csv_files())
+HYPOTHESIS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@HYPOTHESIS
+@given(FILES)
+def test_any_upload_is_answered_2xx_or_4xx(world, content):
+    response = world.client.post("/upload", files={"file": ("any.csv", content, "text/csv")}, headers=HX)
+    assert response.status_code < 500, response.text[:500]
+    assert "Traceback" not in response.text
+
+
+@HYPOTHESIS
+@given(FILES)
+def test_any_batch_file_is_predicted_or_refused_by_name(world, content):
+    """What the batch request runs at once (check_csv_start) and what its job runs (predict_csv):
+    a prediction or the project's own DataError, never anything else."""
+    from shared.errors import DataError
+    from shared.predict import check_csv_start, load_model, predict_csv
+
+    bundle = load_model(world.app.state.results, world.runs["trained"])
+    try:
+        check_csv_start(io.BytesIO(content), bundle.features)
+        rows = predict_csv(bundle, io.BytesIO(content), io.BytesIO())
+    except DataError:
+        return  # refused by name: the message is the project's own
+    assert rows >= 1

@@ -460,7 +460,6 @@ def test_truncated_run_documents_are_refused(tmp_path):
     readers = {
         run_key(run_id, "spec.json"): lambda: load_spec(store, run_id),
         run_key(run_id, "meta.json"): lambda: load_meta(store, run_id),
-        job_key(run_id, EVALUATE, "status.json"): lambda: read_status(store, run_id, EVALUATE),
         job_key(run_id, EVALUATE, "request.json"): lambda: read_request(store, run_id, EVALUATE),
     }
     for key, read in readers.items():
@@ -471,6 +470,11 @@ def test_truncated_run_documents_are_refused(tmp_path):
             with pytest.raises(CorruptObject, match=re.escape(f"{store.uri(key)} is damaged")):
                 read()
         store.write_bytes(key, whole)
+    status_key = job_key(run_id, EVALUATE, "status.json")
+    whole = store.read_bytes(status_key)
+    for cut in (0, 1, len(whole) // 2, len(whole) - 1):  # a status reads as damaged, so Restart works
+        store.write_bytes(status_key, whole[:cut])
+        assert read_status(store, run_id, EVALUATE)[0].damaged
     spec_key = run_key(run_id, "spec.json")
     store.write_bytes(spec_key, store.read_bytes(spec_key)[:-10])
     with pytest.raises(CorruptObject):

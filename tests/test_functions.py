@@ -297,3 +297,60 @@ def test_web_app_starts_jobs_through_the_train_function(cloud, koi):
         predicted = app.state.dispatcher.predict_rows(run_id, rows)
     assert [r["kepoi_name"] for r in predicted] == koi["kepoi_name"].head(2).tolist()
     assert all(abs(r["probability_PLANET"] + r["probability_FALSE POSITIVE"] - 1) < 1e-9 for r in predicted)
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda f: f.to_csv(index=False, lineterminator="\r").encode(), id="cr-only-lines"),
+        pytest.param(lambda f: f.to_csv(index=False, sep=";").encode(), id="semicolons"),
+        pytest.param(lambda f: f.to_csv(index=False, sep="\t").encode(), id="tabs"),
+        pytest.param(_parquet_bytes, id="parquet"),
+    ],
+)
+def test_predict_function_reads_every_table_an_upload_reads(cloud, trained, koi, encode):
+    """Issue 16: Excel's CR-only CSV answered 500; semicolons, tabs and Parquet uploaded fine but
+    could not be predicted. One reader now: the same predictions as a plain CSV."""
+    run_id, spec, _, _ = trained
+    rows = koi.head(40)[["kepoi_name", *spec.features]]
+    expected = httpx.post(
+        cloud["predict_http"], params={"run_id": run_id},
+        files={"file": ("x.csv", rows.to_csv(index=False).encode(), "text/csv")}, timeout=60,
+    )  # fmt: skip
+    response = httpx.post(
+        cloud["predict_http"],
+        params={"run_id": run_id},
+        files={"file": ("x", encode(rows), "text/csv")},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    got, want = (pd.read_csv(io.StringIO(r.text)) for r in (response, expected))
+    assert len(got) == 40 and got["kepoi_name"].tolist() == rows["kepoi_name"].tolist()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)  # a forest sums in any order
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "message"),
+    [
+        ('{"run_id": "{run}", "rows": [{"koi_period": 1' + "0" * 400 + "}]}", 400, "beyond any float"),
+        ('{"run_id": "{run}", "rows": [{"koi_period": {"a": 1}}]}', 400, "a dict is not a value"),
+        ("[" * 100_000 + "]" * 100_000, 400, "nested too deeply"),
+        ('{"run_id": "{run}", "rows": [' + '{"koi_period": 1.0},' * 2_000_000 + "{}]}", 413, "over 32 MiB"),
+        ('{"run_id": "{run}", "rows": [1, 2', 400, "not valid JSON"),
+    ],
+    ids=["huge-integer", "nested-value", "deep-nesting", "oversized-body", "broken-json"],
+)
+def test_predict_function_refuses_hostile_json_with_a_4xx(cloud, trained, content, status, message):
+    run_id = trained[0]
+    body = content.replace("{run}", run_id).encode()
+    response = httpx.post(
+        cloud["predict_http"], content=body, headers={"Content-Type": "application/json"}, timeout=60
+    )
+    assert response.status_code == status, response.text[:300]
+    assert message in response.json()["error"]

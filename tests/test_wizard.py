@@ -13,7 +13,6 @@ from dataclasses import replace
 import pytest
 from starlette.testclient import TestClient
 
-from shared.catalog import KEPLER
 from shared.params import FAMILIES
 from shared.runs import (
     EVALUATE,
@@ -25,31 +24,17 @@ from shared.runs import (
     read_status,
     write_status,
 )
-from shared.settings import Settings
-from shared.sources import fetch_builtin
-from shared.storage import LocalStorage
 from shared.thresholds import at_threshold
 from tests.loop_watch import BACKEND, LoopWatch
 from tests.nasa import KOI_PATH
-from tests.web import HX, browser, follow
+from tests.web import HX, PLAN, QUICK_FORM, browser, follow, kepler_app
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from webapp.app import create_app
-
-    root = tmp_path_factory.mktemp("wizard")
-    settings = Settings(
-        storage_url=str(root / "data"),
-        results_url=str(root / "results"),
-        threads=2,
-        dataset_uris={"kepler": str(KOI_PATH)},
-        max_upload_mb=1,
-    )
-    fetch_builtin(KEPLER, settings, LocalStorage(root / "data"))
-    application = create_app(settings)
+    application = kepler_app(tmp_path_factory.mktemp("wizard"))
     with TestClient(application):  # the lifespan stops the worker at the end
         yield application
 
@@ -96,24 +81,6 @@ MODEL_FORM = {
     "early_stopping": "auto",
     "selection": "none",
     "strength": "1",
-}
-# for tests about the wizard's plumbing rather than scores: fits KOI in a fraction of a second
-QUICK_FORM = {
-    "family": "logistic_regression",
-    "C": "1.0",
-    "penalty": "l2",
-    "l1_ratio": "0.5",
-    "max_iter": "2000",
-    "selection": "none",
-    "strength": "1",
-}
-PLAN = {
-    "method": "kfold",
-    "folds": "3",
-    "test_size": "0.2",
-    "stratified": "on",
-    "group_column": "kepid",
-    "seed": "42",
 }
 
 

@@ -3,6 +3,7 @@ workspace cookie and sends that workspace's CSRF token with every request, as ht
 
 import re
 import time
+from pathlib import Path
 
 from starlette.testclient import TestClient
 
@@ -35,3 +36,45 @@ def follow(client: TestClient, path: str, timeout: float = 300):
         time.sleep(0.3)
         response = client.get(path, headers=HX)
     return response
+
+
+# for tests about the wizard's plumbing rather than scores: fits KOI in a fraction of a second
+QUICK_FORM = {
+    "family": "logistic_regression",
+    "C": "1.0",
+    "penalty": "l2",
+    "l1_ratio": "0.5",
+    "max_iter": "2000",
+    "selection": "none",
+    "strength": "1",
+}
+# 3 folds grouped by host star: Kepler's evaluation plan as the form posts it
+PLAN = {
+    "method": "kfold",
+    "folds": "3",
+    "test_size": "0.2",
+    "stratified": "on",
+    "group_column": "kepid",
+    "seed": "42",
+}
+
+
+def kepler_app(root: Path):
+    """The web app over fresh storage in ``root`` (embedded worker, 1 MB uploads), with the
+    Kepler table already read from its export; start it with ``TestClient(app)``."""
+    from shared.catalog import KEPLER
+    from shared.settings import Settings
+    from shared.sources import fetch_builtin
+    from shared.storage import LocalStorage
+    from tests.nasa import KOI_PATH
+    from webapp.app import create_app
+
+    settings = Settings(
+        storage_url=str(root / "data"),
+        results_url=str(root / "results"),
+        threads=2,
+        dataset_uris={"kepler": str(KOI_PATH)},
+        max_upload_mb=1,
+    )
+    fetch_builtin(KEPLER, settings, LocalStorage(root / "data"))
+    return create_app(settings)

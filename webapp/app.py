@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         level=logging.INFO, format="%(message)s" if settings.mode == CLOUD else "%(asctime)s %(message)s"
     )
     secret = session_secret(settings)
-    access = AccessPolicy(settings.access_token, secret, https_only=settings.mode == CLOUD)
+    cloud = settings.mode == CLOUD
+    access = AccessPolicy(settings.access_token, secret, https_only=cloud, cloud=cloud)
     middleware = [
         Middleware(RequestLog, as_json=settings.mode == CLOUD),
         Middleware(SecurityHeaders),

@@ -11,6 +11,7 @@ from shared.runs import (
     EVALUATE,
     FINAL,
     METRICS,
+    DamagedRun,
     check_run_id,
     load_spec,
     made_with_draft,
@@ -18,6 +19,7 @@ from shared.runs import (
     read_status,
     workspace_runs,
 )
+from shared.storage import Storage
 from webapp.htmx import is_htmx, render
 from webapp.pages import kept, run_version
 from webapp.plots import SIZE, TICKS, curve_plots
@@ -55,15 +57,27 @@ def _change(evaluated: dict | None, draft: dict) -> str:
     return f"now {now}" if now != model_name(evaluated) else "settings changed since"
 
 
+def _readable(results: Storage, run_ids: list[str]) -> tuple[list[str], list[str]]:
+    """The runs whose record reads, and those whose record is damaged (listed, not shown)."""
+    readable, damaged = [], []
+    for run_id in run_ids:
+        try:
+            run_meta(results, run_id)
+            readable.append(run_id)
+        except DamagedRun:
+            damaged.append(run_id)
+    return readable, damaged
+
+
 def history(request: Request) -> Response:
     workspace = workspace_of(request)
-    run_ids = workspace_runs(request.app.state.results, workspace)
+    results = request.app.state.results
+    run_ids, damaged = _readable(results, workspace_runs(results, workspace))
 
     def page() -> Response:
         runs = [_summary(request, r) for r in run_ids]
-        return render(request, "history.html", "_history.html", {"runs": runs})
+        return render(request, "history.html", "_history.html", {"runs": runs, "damaged": damaged})
 
-    results = request.app.state.results
     versions = [(r, run_version(request, r, run_meta(results, r).dataset)) for r in run_ids]
     if any(version is None for _, version in versions):
         return page()

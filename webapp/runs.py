@@ -202,10 +202,11 @@ def _download(name: str, media_type: str):
     return download
 
 
-# matplotlib's SVG carries a <style> element and nothing active; this policy keeps it that way
-# even when the file is opened directly rather than through an <img>.
+# matplotlib's SVG carries a <style> element, and raster parts (a heatmap's image) as data: PNGs
+# in <image> elements, and nothing active; this policy keeps it that way even when the file is
+# opened directly rather than through an <img> (and lets those two kinds of content show).
 FIGURE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
     "Cache-Control": "private, no-cache",
 }
 

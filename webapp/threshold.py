@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from shared.cache import MEMO
 from shared.errors import ObjectNotFound
+from shared.params import PLAIN_NUMBER
 from shared.runs import (
     EVALUATE,
     METRICS,
@@ -26,8 +27,9 @@ from shared.runs import (
 )
 from shared.thresholds import at_threshold, best_f1, for_precision, for_recall
 from webapp.endpoints import form_endpoint
-from webapp.htmx import render
+from webapp.htmx import is_htmx, render
 from webapp.pages import run_page
+from webapp.wizard import go_to_step
 from webapp.workspace import owned_run
 
 
@@ -75,7 +77,10 @@ def view(request: Request, run_id: str, threshold: float | None = None, note: st
 
 def _fraction(text: object, default: float) -> float:
     try:
-        value = float(str(text))
+        # float() would also take "nan" and non-ASCII digits
+        if str(text) and not PLAIN_NUMBER.fullmatch(str(text).strip()):
+            raise ValueError(text)
+        value = float(str(text)) if str(text) else default
     except ValueError:
         raise HTTPException(400, f"{text!r} is not a number between 0 and 1.") from None
     if not 0 <= value <= 1:
@@ -87,6 +92,8 @@ def _fraction(text: object, default: float) -> float:
 def move(request: Request) -> Response:
     """GET: the confusion matrix and scores at a threshold, or at a preset's threshold."""
     run_id, _ = owned_run(request)
+    if not is_htmx(request):  # a shared link or a reload: the evaluate step shows the threshold
+        return go_to_step(request, run_id, "evaluate")
     params = request.query_params
     truth, scores, _ = _oof(request, run_id)
     preset, note = params.get("preset"), ""
@@ -119,6 +126,8 @@ def save(request: Request, form: FormData) -> Response:
         raise HTTPException(400, "A threshold must lie strictly between 0 and 1.")
     _oof(request, run_id)  # only a binary, evaluated run can keep one
     update_spec(request.app.state.results, run_id, lambda spec: {**spec, "threshold": threshold})
+    if not is_htmx(request):  # the form without JavaScript: back to the step, which shows it saved
+        return go_to_step(request, run_id, "evaluate")
     return render(
         request,
         "job.html",

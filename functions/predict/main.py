@@ -11,12 +11,15 @@ Input, with the run named by `run_id` (query string, form field or JSON):
 Output: CSV with the input's key columns, `prediction` and one `probability_<class>` per class.
 """
 
+import json
 import logging
 import shutil
+import sys
 import tempfile
 
 import flask
 import functions_framework
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.errors import DataError, InvalidKey, ObjectNotFound
 from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows, predict_stored
@@ -29,6 +32,8 @@ SETTINGS = Settings.from_env()
 DATA = open_storage(SETTINGS.storage_url)
 RESULTS = open_storage(SETTINGS.results_url)
 SPOOL_BYTES = 8 * 1024 * 1024
+MAX_REQUEST_BYTES = 32 * 1024 * 1024  # as Cloud Functions' own limit for an HTTP request
+LARGER = "upload the CSV to storage's uploads/ folder and send its uri instead"
 STORAGE_BASE = DATA.uri("uploads/x").removesuffix("uploads/x")  # e.g. gs://bucket/prefix/
 
 
@@ -55,7 +60,44 @@ def _csv_response(spool) -> flask.Response:
 def predict_http(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return _error(405, "POST a CSV file, JSON rows or a storage URI with a run_id")
-    body = request.get_json(silent=True) if request.is_json else None
+    request.max_content_length = MAX_REQUEST_BYTES  # our own cap, not only the platform's
+    try:
+        return _predict(request)
+    except RequestEntityTooLarge:
+        _drop_body(request)
+        return _error(413, f"the request is over {MAX_REQUEST_BYTES // 2**20} MiB; {LARGER}")
+
+
+def _drop_body(request: flask.Request) -> None:
+    """Read the refused body a chunk at a time and drop it: functions-framework reads every
+    request's whole body into memory after answering, which is what the cap is there to stop."""
+    source = request.environ.get("wsgi.input")
+    while source is not None and source.read(1024 * 1024):
+        pass
+    request.max_content_length = None  # the framework's read now finds an empty stream
+
+
+def _json_body(request: flask.Request) -> object:
+    """The JSON body (None if there is none); DataError for JSON that cannot be read."""
+    if not request.is_json:
+        return None
+    try:
+        return json.loads(request.get_data(cache=True))
+    except RecursionError:
+        raise DataError(
+            f"the JSON is nested too deeply (more than {sys.getrecursionlimit()} levels)"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"the body is not valid JSON: {error}") from None
+
+
+def _predict(request: flask.Request) -> flask.Response:
+    try:
+        body = _json_body(request)
+    except DataError as error:
+        return _error(400, str(error))
+    if body is not None and not isinstance(body, dict):
+        return _error(400, f"the JSON body must be an object, not {type(body).__name__}")
     run_id = request.args.get("run_id") or request.form.get("run_id") or (body or {}).get("run_id")
     if body is not None and "mode" in body:
         return _run_job(run_id, body["mode"])

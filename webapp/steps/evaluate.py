@@ -9,6 +9,7 @@ from starlette.routing import Route
 from shared.errors import SpecError
 from shared.grouping import GroupSuggestion
 from shared.job_options import FOLDS, SEED, TEST_SIZE
+from shared.params import PLAIN_NUMBER
 from shared.profile import EMPTY
 from shared.runs import EVALUATE, update_spec
 from shared.sources import cached_group_suggestion
@@ -53,10 +54,13 @@ def evaluate_step(request: Request) -> Response:
 
 
 def _number(value: object, cast: type) -> object:
-    try:
-        return cast(str(value))
-    except ValueError:
+    text = str(value).strip()
+    if not PLAIN_NUMBER.fullmatch(text):  # int() would also take non-ASCII digits or "1_0"
         return value  # the spec parser names it
+    try:
+        return cast(text)
+    except ValueError:
+        return value
 
 
 def _check_columns(state: RunState, spec: RunSpec) -> None:

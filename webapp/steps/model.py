@@ -1,6 +1,7 @@
 """Step 3: the model family and its hyperparameters, rendered from the schema and checked
 inline as the researcher types; optional L1/L2 feature selection."""
 
+import re
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -85,7 +86,7 @@ def params_form(request: Request) -> Response:
     try:
         context = _form_context(state, key)
     except SpecError as error:
-        return Response(str(error), status_code=400)
+        raise HTTPException(400, str(error)) from None  # rendered escaped (webapp.failures)
     return render(request, "step_model.html", "_model_params.html", context)
 
 
@@ -123,7 +124,7 @@ def save_model(request: Request, form: FormData) -> Response:
     try:
         fam = family(key)
     except SpecError as error:
-        return Response(str(error), status_code=400)
+        raise HTTPException(400, str(error)) from None
     raw = {p.name: str(form.get(p.name, "false" if p.kind == BOOL else "")) for p in fam.params}
     try:
         params = validate_params(key, raw)
@@ -169,8 +170,13 @@ def save_model(request: Request, form: FormData) -> Response:
     return go_to_step(request, state.run_id, "evaluate")
 
 
+WHOLE_NUMBER = re.compile(r"[+-]?\d+", re.ASCII)
+
+
 def _whole_number(text: object, low: int, high: int, name: str) -> int:
     try:
+        if not WHOLE_NUMBER.fullmatch(str(text).strip()):  # int() would also take non-ASCII digits
+            raise ValueError(text)
         value = int(str(text))
     except ValueError:
         raise HTTPException(

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.columns import key_columns
+from shared.csv_safety import header_line
 from shared.errors import (
     DataError,
     FunctionRefused,
@@ -141,35 +142,45 @@ def predict_row(request: Request, form: FormData) -> Response:
     if spec is None:
         raise HTTPException(409, "Train this run on all data first.")
     row = {name: str(form.get(name, "")).strip() or None for name in spec["features"]}
+
+    def answer(context: dict, status_code: int = 200) -> Response:
+        if is_htmx(request):
+            return render(request, "step_predict.html", "_prediction.html", context, status_code=status_code)
+        # the form without JavaScript: the whole step, with the values as they were sent
+        typed = {k: v for k, v in row.items() if v is not None}
+        page = {
+            "trained": True,
+            **_form_context(request, state, spec, values=typed),
+            "max_upload_mb": request.app.state.settings.max_upload_mb,
+            "batch_job": job_context(request, state.run_id, BATCH),
+            **context,
+        }
+        return step_page(request, state, "predict", page, status_code=status_code)
+
     missing = [name for name, value in row.items() if value is None]
     if len(missing) > len(row) * MOSTLY_EMPTY and form.get("confirm_missing") != "1":
-        context = {"missing": missing, "total": len(row)}
-        return render(request, "step_predict.html", "_prediction.html", context)
+        return answer({"missing": missing, "total": len(row)})
     try:
         result = request.app.state.dispatcher.predict_rows(state.run_id, [row], explain=True)[0]
     except StorageUnavailable:
         raise  # answered 503 by webapp.failures, not as a problem with the input
     except FunctionUnavailable as error:
-        response = render(
-            request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=503
-        )
+        response = answer({"error": str(error)}, 503)
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
     except MissionError as error:  # the predict function's own 4xx keeps its status
-        status = error.status if isinstance(error, FunctionRefused) else 400
-        return render(
-            request, "step_predict.html", "_prediction.html", {"error": str(error)}, status_code=status
-        )
+        return answer({"error": str(error)}, error.status if isinstance(error, FunctionRefused) else 400)
     probabilities = sorted(
         ((k.removeprefix("probability_"), v) for k, v in result.items() if k.startswith("probability_")),
         key=lambda kv: -kv[1],
     )
-    context = {
-        "prediction": result["prediction"],
-        "probabilities": probabilities,
-        "explanation": _shown_explanation(result.get("explanation")),
-    }
-    return render(request, "step_predict.html", "_prediction.html", context)
+    return answer(
+        {
+            "prediction": result["prediction"],
+            "probabilities": probabilities,
+            "explanation": _shown_explanation(result.get("explanation")),
+        }
+    )
 
 
 def _shown_explanation(explanation: dict | None) -> dict | None:
@@ -210,9 +221,12 @@ def _store_and_request(request: Request, form: FormData) -> Response:
     request.app.state.storage.upload_file(
         batch_input_key(state.run_id, token), file.file, content_type="text/csv"
     )
-    return start(
+    response = start(
         request, state.run_id, BATCH, restart=True, options={"token": token}, spec=RunSpec.from_dict(trained)
     )
+    if response.status_code >= 400:  # no job will read it: not kept
+        request.app.state.storage.delete(batch_input_key(state.run_id, token))
+    return response
 
 
 def _batch_problem(request: Request, message: str, status_code: int) -> Response:
@@ -244,9 +258,9 @@ def template(request: Request) -> Response:
     trained = _trained_spec(request, state)
     spec = trained or state.spec
     names = [*_keys(request, state, trained), *(spec.get("features") or [])]
-    header = ",".join(f'"{f}"' if "," in f else f for f in names)
+    header = header_line(names)
     headers = {"Content-Disposition": 'attachment; filename="template.csv"'}
-    return Response(header + "\n", media_type="text/csv", headers=headers)
+    return Response(header, media_type="text/csv", headers=headers)
 
 
 routes = [
