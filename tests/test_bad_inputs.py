@@ -993,3 +993,31 @@ def test_any_batch_file_is_predicted_or_refused_by_name(world, content):
     except DataError:
         return  # refused by name: the message is the project's own
     assert rows >= 1
+
+
+def test_a_link_typed_into_a_field_comes_back_as_text(world):
+    """Issue 16: a 400 that repeats the input used to be inserted by htmx as live HTML."""
+    typed = '<a href="https://example.org">click</a><script>alert(1)</script>'
+    for answer in (
+        world.client.post(world.path("/runs/{trained}/threshold"), data={"threshold": typed}, headers=HX),
+        world.client.post(world.path("/runs/{trained}/model"), data={"family": typed}, headers=HX),
+    ):
+        assert answer.status_code == 400, answer.text[:300]
+        assert "<a href" not in answer.text and "<script" not in answer.text
+        assert "&lt;a href=" in answer.text and answer.headers["content-type"].startswith("text/html")
+
+
+def test_search_with_as_many_groups_as_folds_works_as_evaluation_does(world):
+    """Issue 16: grouped by a 3-value column, evaluation worked and search failed ("only 1 groups")."""
+    run = world.runs["untrained"]
+    evaluated = world.client.post(
+        f"/runs/{run}/evaluate", data={**PLAN, "group_column": "colour"}, headers=HX
+    )
+    assert evaluated.status_code == 200, evaluated.text[:500]
+    assert 'data-state="succeeded"' in _follow(world.client, f"/runs/{run}/jobs/evaluate")
+    started = world.client.post(
+        f"/runs/{run}/model/search", data={"candidates": "8", "minutes": "2"}, headers=HX
+    )
+    assert started.status_code == 200, started.text[:500]
+    done = html.unescape(_follow(world.client, f"/runs/{run}/jobs/search"))
+    assert 'data-state="succeeded"' in done and 'data-testid="leaderboard"' in done, done[:800]

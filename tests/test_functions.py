@@ -239,11 +239,20 @@ def test_http_train_bad_spec_fails_with_its_name(cloud):
         ({"run_id": "x", "mode": "evaluate"}, 400, "not a run id: 'x'"),
         ({"run_id": "r" + "0" * 32, "mode": "deploy"}, 400, "not a job mode: 'deploy'"),
         ([], 400, "the body must be a JSON object"),
+        (b"[" * 20_000 + b"]" * 20_000, 400, "nested too deeply"),
+        (b'{"run_id": "' + b"r" * 100_000 + b'"}', 413, "send only run_id and mode"),
+        (b"{not json", 400, "not valid JSON"),
     ],
+    ids=["no-request", "bad-run-id", "bad-mode", "not-an-object", "deep-nesting", "oversized", "broken"],
 )
 def test_http_train_bad_requests(cloud, body, status, message):
-    response = httpx.post(cloud["train_http"], json=body, timeout=30)
-    assert response.status_code == status and message in response.json()["error"]
+    if isinstance(body, bytes):
+        response = httpx.post(
+            cloud["train_http"], content=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+    else:
+        response = httpx.post(cloud["train_http"], json=body, timeout=30)
+    assert response.status_code == status and message in response.json()["error"], response.text[:300]
 
 
 def test_embedded_worker_runs_the_same_scenario(tmp_path, koi):

@@ -11,10 +11,8 @@ Input, with the run named by `run_id` (query string, form field or JSON):
 Output: CSV with the input's key columns, `prediction` and one `probability_<class>` per class.
 """
 
-import json
 import logging
 import shutil
-import sys
 import tempfile
 
 import flask
@@ -23,6 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.errors import DataError, InvalidKey, ObjectNotFound
 from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows, predict_stored
+from shared.requests import drop, parse_json
 from shared.runs import BATCH, check_mode, check_run_id
 from shared.settings import Settings
 from shared.storage import open_storage, validate_key
@@ -69,26 +68,15 @@ def predict_http(request: flask.Request) -> flask.Response:
 
 
 def _drop_body(request: flask.Request) -> None:
-    """Read the refused body a chunk at a time and drop it: functions-framework reads every
-    request's whole body into memory after answering, which is what the cap is there to stop."""
-    source = request.environ.get("wsgi.input")
-    while source is not None and source.read(1024 * 1024):
-        pass
+    """Drop the refused body: functions-framework reads every request's whole body into memory
+    after answering, which is what the cap is there to stop."""
+    drop(request.environ.get("wsgi.input"))
     request.max_content_length = None  # the framework's read now finds an empty stream
 
 
 def _json_body(request: flask.Request) -> object:
     """The JSON body (None if there is none); DataError for JSON that cannot be read."""
-    if not request.is_json:
-        return None
-    try:
-        return json.loads(request.get_data(cache=True))
-    except RecursionError:
-        raise DataError(
-            f"the JSON is nested too deeply (more than {sys.getrecursionlimit()} levels)"
-        ) from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DataError(f"the body is not valid JSON: {error}") from None
+    return parse_json(request.get_data(cache=True)) if request.is_json else None
 
 
 def _predict(request: flask.Request) -> flask.Response:

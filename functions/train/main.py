@@ -12,9 +12,11 @@ import logging
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.errors import InvalidKey, ObjectNotFound
+from shared.errors import DataError, InvalidKey, ObjectNotFound
 from shared.jobs import run_job
+from shared.requests import drop, parse_json
 from shared.runs import check_mode, check_run_id, parse_ticket_name
 from shared.settings import Settings
 from shared.storage import open_storage
@@ -26,6 +28,7 @@ DATA = open_storage(SETTINGS.storage_url)
 RESULTS = open_storage(SETTINGS.results_url)
 JOBS = open_storage(SETTINGS.jobs_url) if SETTINGS.jobs_url else None
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+MAX_REQUEST_BYTES = 64 * 1024  # a run id and a mode
 
 
 def _error(status: int, message: str) -> flask.Response:
@@ -37,7 +40,15 @@ def train_http(request: flask.Request) -> flask.Response:
     """POST {"run_id": ..., "mode": "evaluate" | "final"}: run that job to its end."""
     if request.method != "POST":
         return _error(405, "POST a JSON object with run_id and mode")
-    body = request.get_json(silent=True)
+    request.max_content_length = MAX_REQUEST_BYTES
+    try:
+        body = parse_json(request.get_data(cache=True))
+    except RequestEntityTooLarge:
+        drop(request.environ.get("wsgi.input"))  # not into memory, as the framework would
+        request.max_content_length = None
+        return _error(413, f"the request is over {MAX_REQUEST_BYTES:,} bytes; send only run_id and mode")
+    except DataError as error:
+        return _error(400, str(error))
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object with run_id and mode")
     try:
