@@ -112,7 +112,10 @@ def bare_evaluation_cpu_s(frame, features: list[str]) -> float:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mission-cost-"))
     port = free_port()
-    command = [sys.executable, "functions/local_stack.py", "--port", str(port), "--logs", str(work)]
+    command = [
+        *(sys.executable, "functions/local_stack.py", "--port", str(port), "--logs", str(work)),
+        *("--train-instances", "1"),  # the session's jobs all on the one measured process
+    ]
     stack = spawn(command, cwd=ROOT, env=function_env(), log=work / "stack.out")
     url = f"http://127.0.0.1:{port}"
     try:

@@ -79,6 +79,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="the web app's port")
     parser.add_argument("--smoke", action="store_true", help="start, check every part answers, then stop")
     parser.add_argument("--logs", type=Path, help="write each part's log to this folder, not the terminal")
+    parser.add_argument(
+        "--train-instances",
+        type=int,
+        default=2,
+        help="train-function processes taking job events side by side",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
@@ -122,15 +128,18 @@ def main() -> None:
         predict_url = function(
             "predict", "predict", "predict_http", _port_near(args.port + 2), HTTP_FUNCTION_LIMIT_S
         )
-        event_url = function(
-            "train-event",
-            "train",
-            "train_event",
-            _port_near(args.port + 4),
-            EVENT_FUNCTION_LIMIT_S,
-            *("--signature-type", "cloudevent"),
-        )
-        relay = EventRelay(GCSStorage(JOBS_BUCKET, client=gcs.client()), event_url).start()
+        event_urls = [
+            function(
+                f"train-event-{n}" if n else "train-event",
+                "train",
+                "train_event",
+                _port_near(args.port + 4 + 2 * n),
+                EVENT_FUNCTION_LIMIT_S,
+                *("--signature-type", "cloudevent"),
+            )
+            for n in range(max(1, args.train_instances))
+        ]
+        relay = EventRelay(GCSStorage(JOBS_BUCKET, client=gcs.client()), event_urls).start()
         web_env = {
             **env,
             "TRAIN_TRIGGER": "storage",
@@ -142,12 +151,13 @@ def main() -> None:
         web = f"http://127.0.0.1:{args.port}/"
         _wait(web + "healthz", processes[-1])
         if args.logs is not None:  # which process is which, for bench/cost.py
-            names = ("train", "predict", "train-event", "web")
+            events = [f"train-event-{n}" if n else "train-event" for n in range(len(event_urls))]
+            names = ("train", "predict", *events, "web")
             pids = {name: process.pid for name, process in zip(names, processes, strict=True)}
             (args.logs / "pids.json").write_text(json.dumps(pids))
         print(f"storage emulator  {gcs.url}  (buckets {BUCKET}, {JOBS_BUCKET})")
         print(f"train function    {train_url}  (HTTP: long searches)")
-        print(f"train events      {event_url}  (a job ticket in gs://{JOBS_BUCKET} invokes it)")
+        print(f"train events      {', '.join(event_urls)}  (a job ticket in gs://{JOBS_BUCKET} invokes one)")
         print(f"predict function  {predict_url}")
         print(f"web app           {web}", flush=True)
         while not args.smoke:

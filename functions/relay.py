@@ -6,12 +6,16 @@ bucket on the storage emulator a few times a second and does the same: one
 google.cloud.storage.object.v1.finalized event per new object generation, in binary content
 mode (as Eventarc delivers it), retried with backoff while the function answers an error or
 cannot be reached. Only the jobs bucket is watched, as only it carries a trigger in the cloud.
+Given several instances of the function, each event goes to an idle one, one event per
+instance at a time (Cloud Functions' default concurrency of 1), so jobs fan out as they would
+over instances the platform starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import urllib.error
 import urllib.request
@@ -47,11 +51,14 @@ def finalize_event(bucket: str, name: str, generation: int, size: int) -> tuple[
 
 
 class EventRelay:
-    def __init__(self, storage: GCSStorage, target: str, *, interval_s: float = 0.25) -> None:
+    def __init__(self, storage: GCSStorage, targets: str | list[str], *, interval_s: float = 0.25) -> None:
         self.storage = storage
         self.bucket, _, prefix = storage.url.removeprefix("gs://").partition("/")
         self.prefix = f"{prefix}/" if prefix else ""
-        self.target = target
+        self.targets = [targets] if isinstance(targets, str) else list(targets)
+        self._idle: queue.Queue[str] = queue.Queue()
+        for target in self.targets:
+            self._idle.put(target)
         self.interval_s = interval_s
         self.delivered = 0  # events the function accepted
         self._seen: dict[str, int] = {}
@@ -84,14 +91,20 @@ class EventRelay:
         headers, body = finalize_event(self.bucket, name, generation, self.storage.stat(key).size)
         delay = 1.0
         while not self._stop.is_set():
-            request = urllib.request.Request(self.target, data=body, headers=headers, method="POST")
+            try:
+                target = self._idle.get(timeout=1.0)  # an instance that is not serving an event
+            except queue.Empty:
+                continue
+            request = urllib.request.Request(target, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=3600):
                     self.delivered += 1
-                    print(f"event   gs://{self.bucket}/{name} -> train function", flush=True)
+                    print(f"event   gs://{self.bucket}/{name} -> {target}", flush=True)
                     return
             except (urllib.error.URLError, OSError) as error:
                 print(f"event   gs://{self.bucket}/{name}: {error}; again in {delay:.0f} s", flush=True)
+            finally:
+                self._idle.put(target)
             if self._stop.wait(delay):
                 return
             delay = min(delay * 2, 60.0)

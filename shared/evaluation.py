@@ -6,6 +6,7 @@ Labels are handled as text everywhere, so classes such as "FALSE POSITIVE" just 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -276,6 +277,7 @@ class EvaluationResult:
     baselines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # L1/L2 selection: how many model inputs each split's fit kept (None without selection)
     kept_inputs: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # fit_s, predict_s over all splits
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (out-of-fold predictions are stored separately)."""
@@ -294,6 +296,7 @@ class EvaluationResult:
             "calibration": self.calibration,
             "baselines": self.baselines,
             "kept_inputs": self.kept_inputs,
+            "timings": self.timings,
         }
 
 
@@ -323,6 +326,7 @@ def evaluate(
     pred_oof = np.empty(len(y), dtype=object)
     fold_of = np.full(len(y), -1)
     per_fold, notes, fitted, kept_counts = [], [], [], []
+    fit_s = predict_s = 0.0  # seconds fitting and predicting, summed over the splits
     baseline_folds: dict[str, list[dict[str, float]]] = {}
     for number, (train, test) in enumerate(folds, start=1):
         train_x, train_y, test_x = (
@@ -330,9 +334,13 @@ def evaluate(
             data.labels.iloc[train],
             data.features.iloc[test],
         )
+        started = time.perf_counter()
         pipe, fold_notes = fit_model(spec, column_kinds, train_x, train_y, n_jobs)
+        fitted_at = time.perf_counter()
         notes += [note for note in fold_notes if note not in notes]
         proba = _aligned_proba(pipe, test_x, data.classes)
+        fit_s += fitted_at - started
+        predict_s += time.perf_counter() - fitted_at
         if spec.calibration != "none":  # the same model without calibration, for "before"
             raw_spec = spec.replace(calibration="none")
             raw_model, _ = fit_model(raw_spec, column_kinds, train_x, train_y, n_jobs)
@@ -397,6 +405,7 @@ def evaluate(
         ),
         {name: summarize(folds_) for name, folds_ in baseline_folds.items()},
         _kept_summary(kept_counts, spec),
+        {"fit_s": fit_s, "predict_s": predict_s},
     )
     if not fitted:
         return result

@@ -26,6 +26,7 @@ from shared import runs
 from shared.bundle import build_metadata, write_bundle
 from shared.catalog import BUILTINS
 from shared.columns import key_columns, leakage_warnings
+from shared.comparison import family_result
 from shared.errors import (
     DataError,
     InvalidKey,
@@ -48,6 +49,8 @@ from shared.runs import (
     CANDIDATES,
     EVALUATE,
     FAILED,
+    FAMILY_MODES,
+    FAMILY_RESULT,
     FINAL,
     LEADERBOARD,
     METRICS,
@@ -62,6 +65,7 @@ from shared.runs import (
     JobRequest,
     Status,
     batch_input_key,
+    family_mode,
     figure_name,
     job_key,
     read_output,
@@ -522,5 +526,30 @@ def _describe(info: DatasetInfo) -> dict[str, Any]:
     }
 
 
+def _family(job: Job) -> str:
+    """One family's part in a comparison: the run's evaluation plan and splits with this
+    family's model (the request's spec already holds it). One thread: the comparison's
+    parallelism is its families running side by side, each in a process of its own."""
+    spec, run_id, data, results, reporter, _threads, _options = job.parts()
+    frame, _info, kinds, _, warnings, _ = _dataset(spec, data)
+    started = time.monotonic()
+    with compute_threads(1):
+        result = evaluate(frame, spec, kinds, n_jobs=1, progress=reporter.line, leakage_warnings=warnings)
+    record = family_result(spec.model.family, spec, result.to_dict(), time.monotonic() - started)
+    results.write_bytes(
+        job_key(run_id, family_mode(spec.model.family), FAMILY_RESULT),
+        json.dumps(record).encode(),
+        content_type="application/json",
+    )
+    headline = record["metrics"].get("roc_auc", {}).get("mean")
+    return f"Done: ROC-AUC {headline:.3f}" if headline is not None else "Done"
+
+
 # The job types' runners (titles and outputs: shared.runs.JOB_TYPES), one signature for all.
-RUNNERS: dict[str, Callable[..., str]] = {EVALUATE: _evaluate, FINAL: _final, SEARCH: _search, BATCH: _batch}
+RUNNERS: dict[str, Callable[..., str]] = {
+    EVALUATE: _evaluate,
+    FINAL: _final,
+    SEARCH: _search,
+    BATCH: _batch,
+    **dict.fromkeys(FAMILY_MODES, _family),
+}

@@ -25,8 +25,10 @@ import contextlib
 import json
 import logging
 import math
+import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import CorruptObject, InvalidKey, ObjectNotFound, PreconditionFailed, SpecError
+from shared.params import FAMILIES
 from shared.settings import JOB_STALE_AFTER_S
 from shared.spec import RunSpec
 from shared.storage import Storage
@@ -43,7 +46,9 @@ EVALUATE = "evaluate"
 FINAL = "final"
 SEARCH = "search"
 BATCH = "batch"  # predicting an uploaded CSV with the run's trained model
-MODES = (EVALUATE, FINAL, SEARCH, BATCH)
+FAMILY_PREFIX = "family-"  # one model family's cross-validation in a comparison of families
+FAMILY_MODES = tuple(f"{FAMILY_PREFIX}{key}" for key in FAMILIES)
+MODES = (EVALUATE, FINAL, SEARCH, BATCH, *FAMILY_MODES)
 METRICS_READY = "Metrics ready"  # an evaluation's line once metrics.json holds this attempt's metrics
 # What a job keeps under runs/<run id>/<mode>/: each name written here once
 REQUEST, STATUS = "request.json", "status.json"
@@ -51,6 +56,8 @@ METRICS, OOF = "metrics.json", "oof.parquet"  # an evaluation
 LEADERBOARD = "leaderboard.json"  # a search
 SUMMARY, BUNDLE, CANDIDATES = "summary.json", "bundle.zip", "candidates.csv"  # training on all data
 BATCH_OUTPUT = "output.json"  # a batch prediction
+FAMILY_RESULT = "family.json"  # one family's part of a comparison
+COMPARISON = "comparison.json"  # under the run: which families were compared, and when
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,9 @@ JOB_TYPES = {
     FINAL: JobType("Training on all data", SUMMARY, "summary"),
     SEARCH: JobType("Hyperparameter search", LEADERBOARD, "leaderboard"),
     BATCH: JobType("Batch prediction", BATCH_OUTPUT, "batch"),
-}
+    **{f"{FAMILY_PREFIX}{key}": JobType(f"{f.name} in the comparison", FAMILY_RESULT, "family")
+       for key, f in FAMILIES.items()},
+}  # fmt: skip
 TITLES = {mode: job.title for mode, job in JOB_TYPES.items()}
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 
@@ -88,6 +97,11 @@ def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise InvalidKey(f"not a run id: {run_id!r}")
     return run_id
+
+
+def family_mode(key: str) -> str:
+    """The job mode of one family's part in a comparison (InvalidKey for an unknown family)."""
+    return check_mode(f"{FAMILY_PREFIX}{key}")
 
 
 def check_mode(mode: str) -> str:
@@ -133,6 +147,21 @@ def parse_ticket_name(name: str) -> tuple[str, str] | None:
     """(run id, mode) if an object name is a job ticket, else None."""
     match = TICKET_NAME.fullmatch(name)
     return (match.group(1), match.group(2)) if match else None
+
+
+def _worker_alive(worker: str) -> bool:
+    """False only for a worker ("host:pid") on this machine whose process no longer exists.
+    Not asked on Google Cloud (K_SERVICE is set there), where sandboxes may share a host name."""
+    host, _, pid = worker.rpartition(":")
+    if "K_SERVICE" in os.environ or host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user
+        return True
+    return True
 
 
 def now_iso() -> str:
@@ -199,8 +228,14 @@ class Status:
 
     @property
     def stale(self) -> bool:
-        """Running (or queued) without a sign of life for too long: the worker died."""
-        return self.state in (QUEUED, RUNNING) and time.time() - self.heartbeat > STALE_AFTER_S
+        """Running (or queued) without a sign of life for too long: the worker died. A worker
+        process of this machine that is gone is known dead at once (the embedded worker, the
+        local stack); one elsewhere (a function instance) only by its silence."""
+        if self.state not in (QUEUED, RUNNING):
+            return False
+        return time.time() - self.heartbeat > STALE_AFTER_S or (
+            self.state == RUNNING and not _worker_alive(self.worker)
+        )
 
     def with_line(self, text: str, progress: float | None = None) -> Status:
         return replace(

@@ -66,6 +66,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 0  # 0: use every core the process may run on
+    compare_workers: int = 0  # embedded: processes comparing families side by side (0: one per core)
     train_trigger: str = "embedded"  # embedded | http | storage
     train_url: str | None = None
     predict_url: str | None = None
@@ -129,6 +130,7 @@ class Settings:
             host=get("HOST") or "127.0.0.1",
             port=_positive_int(env, "PORT", 8000),
             threads=_positive_int(env, "COMPUTE_THREADS", 0, allow_zero=True),
+            compare_workers=_positive_int(env, "COMPARE_WORKERS", 0, allow_zero=True),
             train_trigger=trigger,
             train_url=get("TRAIN_URL"),
             predict_url=get("PREDICT_URL"),

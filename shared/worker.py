@@ -30,6 +30,11 @@ def run(run_id: str, mode: str, storage_url: str, results_url: str, threads: int
     return status.state if status else "unknown"
 
 
+def warm() -> None:
+    """Load the job code (scikit-learn and the rest) in a worker process before its first job."""
+    import shared.jobs  # noqa: F401
+
+
 def ingest(storage_url: str, path: str, name: str) -> tuple[str, str]:
     """An upload (a file the web app spooled to disk) read and stored as a dataset, in a process
     of its own: parsing a large CSV holds its interpreter's lock for long stretches, which in the
@@ -143,3 +148,49 @@ class LocalWorker:
             if process.is_alive():
                 process.kill()
                 process.join()
+
+
+class WorkerGroup:
+    """Several one-process workers side by side, for jobs that fan out (a comparison's families,
+    one single-threaded process each). Each worker is its own pool, so a worker that dies loses
+    only the job it was running; a job goes to the worker with the fewest unfinished jobs."""
+
+    def __init__(self, size: int) -> None:
+        self.workers = [LocalWorker() for _ in range(max(1, size))]
+        self._queues: list[list[Future]] = [[] for _ in self.workers]  # each worker's, in order
+        self._lock = threading.Lock()
+        self._cold = True
+
+    def _prune(self) -> None:
+        for queue in self._queues:
+            queue[:] = [f for f in queue if not f.done()]
+
+    def submit(self, fn: Any, *args: Any, resubmit_if_broken: bool = False) -> Future:
+        with self._lock:
+            self._prune()
+            index = min(range(len(self.workers)), key=lambda i: len(self._queues[i]))
+            future = self.workers[index].submit(fn, *args, resubmit_if_broken=resubmit_if_broken)
+            self._queues[index].append(future)
+        return future
+
+    def warm(self) -> None:
+        """Start every worker and load the job code in it, once, ahead of the first fan-out (a
+        person on the model step is about to compare)."""
+        with self._lock:
+            cold, self._cold = self._cold, False
+        if cold:
+            for worker in self.workers:
+                worker.submit(warm)
+
+    def ahead_of(self, future: Future) -> int | None:
+        """How many jobs its worker runs before this one (the one running counts); None once done."""
+        with self._lock:
+            self._prune()
+            for queue in self._queues:
+                if future in queue:
+                    return queue.index(future)
+        return None
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            worker.shutdown()

@@ -612,3 +612,35 @@ def test_upload_merge_classes_then_compare_and_branch(page: Page, tmp_path):
         expect(legend).to_contain_text(f"Logistic Regression · {run[:9]}")
     expect(page.get_by_test_id("compare").get_by_role("rowheader", name="Balanced accuracy")).to_be_visible()
     expect(page.get_by_test_id("plot-compare").locator(".tick-label")).to_have_count(10)
+
+
+def test_compare_families_fills_the_board_and_use_this_one(page: Page, koi):
+    """Issue 17 in the browser: compare two families → the board fills family by family → Use
+    this one → the evaluate step evaluates that model (the same score on the same splits)."""
+    run_id = use_kepler(page, len(koi))
+    save_logistic_regression(page, run_id)
+    evaluate_quickly(page, run_id)  # 3 grouped folds in the plan: the comparison uses them too
+    page.goto(f"/runs/{run_id}/model")
+    settled(page)
+    for box in page.locator("input[name=family][type=checkbox]").all():
+        if box.get_attribute("value") not in ("logistic_regression", "hist_gradient_boosting"):
+            box.uncheck()
+    page.get_by_role("button", name="Compare families").click()
+    board = page.get_by_test_id("family-board")
+    expect(board.locator("tbody tr")).to_have_count(2)
+    # logistic regression lands first, while the boosted trees still run
+    page.wait_for_function(
+        """() => document.querySelector('tr[data-family=logistic_regression]')?.dataset.state === 'succeeded'"""
+    )
+    assert board.locator("tr[data-family=hist_gradient_boosting]").get_attribute("data-state") != "succeeded"
+    row = board.locator("tr[data-family=hist_gradient_boosting]")
+    expect(row).to_have_attribute("data-state", "succeeded", timeout=JOB_TIMEOUT_MS)
+    compared = row.locator("[data-metric=roc_auc]").inner_text().split(" ±")[0]
+    row.get_by_role("button", name="Use this one").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/evaluate$"))
+    settled(page)
+    with page.expect_response(lambda r: r.url.endswith("/evaluate") and r.request.method == "POST"):
+        page.get_by_role("button", name="Evaluate", exact=True).click()
+    settled(page)
+    wait_for_job(page, "evaluate")
+    expect(page.get_by_test_id("metrics").locator("[data-metric=roc_auc]")).to_have_text(compared)

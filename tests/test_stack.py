@@ -26,9 +26,12 @@ def _model_form(key: str) -> dict[str, str]:
     return {"family": key, **shown, "selection": "none", "strength": "1"}
 
 
-def _invocations(log) -> list[str]:
-    """The train function's event entry point logs one 'event <id>:' line per invocation."""
-    return re.findall(r"train INFO event ([0-9a-f]+):", log.read_text()) if log.exists() else []
+def _invocations(logs) -> list[str]:
+    """The train function's event instances log one 'event <id>:' line per invocation each."""
+    pattern = re.compile(r"train INFO event ([0-9a-f]+):")
+    return [
+        found for log in sorted(logs.glob("train-event*.log")) for found in pattern.findall(log.read_text())
+    ]
 
 
 def _wait_finished(client: httpx.Client, run_id: str, mode: str, timeout: float = 180) -> str:
@@ -54,14 +57,14 @@ def stack(tmp_path_factory):
         while "web app" not in (summary := (folder / "stack.out").read_text()):
             assert time.monotonic() < deadline and process.poll() is None, summary[-3000:]
             time.sleep(0.1)
-        events_url = re.search(r"train events\s+(\S+)", summary).group(1)
+        events_url = re.search(r"train events\s+(http\S+?/)[,\s]", summary).group(1)
         yield {"url": url, "logs": folder, "events_url": events_url}
     finally:
         stop(process)
 
 
 def test_one_evaluation_is_one_invocation_and_a_redelivery_runs_nothing(stack):
-    train_log = stack["logs"] / "train-event.log"
+    train_logs = stack["logs"]
     with httpx.Client(base_url=stack["url"], timeout=60) as client:
         page = client.get("/").text
         client.headers["X-CSRF-Token"] = re.search(r'"X-CSRF-Token": "([0-9a-f]+)"', page).group(1)
@@ -75,13 +78,13 @@ def test_one_evaluation_is_one_invocation_and_a_redelivery_runs_nothing(stack):
         body = _wait_finished(client, run_id, "evaluate")
         assert 'data-state="succeeded"' in body, body[-2000:]
         time.sleep(1.5)  # several relay rounds after the job's last writes: none of them may fire
-        assert len(_invocations(train_log)) == 1, train_log.read_text()[-3000:]
+        assert len(_invocations(train_logs)) == 1
         assert body.count("Started") == 1
 
         # Eventarc delivers at least once: the same ticket's event again finds the job done
         headers, event = finalize_event("mission-control-jobs", ticket_key(run_id, "evaluate", 1), 1, 60)
         assert httpx.post(stack["events_url"], headers=headers, content=event, timeout=60).status_code == 200
-        assert len(_invocations(train_log)) == 2
+        assert len(_invocations(train_logs)) == 2
         again = client.get(f"/runs/{run_id}/jobs/evaluate", headers=HTMX).text
         assert again.count("Started") == 1 and 'data-state="succeeded"' in again
 
@@ -101,12 +104,38 @@ def test_a_default_search_fits_the_deployment(stack):
             f"/runs/{run_id}/model/search", data={"candidates": "8", "minutes": str(most + 1)}
         )
         assert refused.status_code == 400 and f"at most {most}" in refused.text
-        before = len(_invocations(stack["logs"] / "train-event.log"))
+        before = len(_invocations(stack["logs"]))
         response = client.post(f"/runs/{run_id}/model/search", data={"candidates": "8", "minutes": "10"})
         assert response.status_code == 200
         deadline = time.monotonic() + 30
         while "Started" not in client.get(f"/runs/{run_id}/jobs/search", headers=HTMX).text:
             assert time.monotonic() < deadline, "the search never started"
             time.sleep(0.5)
-        assert len(_invocations(stack["logs"] / "train-event.log")) == before  # not the event function
+        assert len(_invocations(stack["logs"])) == before  # not the event function
         assert f"{run_id}/search: Searching" in (stack["logs"] / "train.log").read_text()  # the HTTP one
+
+
+def test_a_comparison_fans_out_over_the_train_function_instances(stack):
+    """Issue 17: one job per family, each taken by whichever train-function instance is idle, as
+    the platform would start instances; the board is assembled from their results."""
+    families = ["logistic_regression", "hist_gradient_boosting"]
+    with httpx.Client(base_url=stack["url"], timeout=60) as client:
+        page = client.get("/").text
+        client.headers["X-CSRF-Token"] = re.search(r'"X-CSRF-Token": "([0-9a-f]+)"', page).group(1)
+        started = client.post("/start", data={"dataset": "kepler"})
+        run_id = re.search(r"/runs/(r[0-9a-f]{32})/", started.headers["location"]).group(1)
+        client.get(f"/runs/{run_id}/features")
+        board = client.post(f"/runs/{run_id}/compare", data={"family": families}, headers=HTMX).text
+        deadline = time.monotonic() + 240
+        while 'hx-trigger="every 1s"' in board:
+            assert time.monotonic() < deadline, board[-2000:]
+            time.sleep(0.5)
+            board = client.get(f"/runs/{run_id}/compare", headers=HTMX).text
+        states = dict(re.findall(r'<tr data-family="(\w+)" data-state="(\w+)"', board))
+        assert states == dict.fromkeys(families, "succeeded"), states
+    served = {
+        log.name: re.findall(r"train INFO event [0-9a-f]+: .*?/(family-\w+)/", log.read_text())
+        for log in sorted(stack["logs"].glob("train-event*.log"))
+    }
+    assert sorted(f for found in served.values() for f in found) == sorted(f"family-{k}" for k in families)
+    assert sum(bool(found) for found in served.values()) == 2, served  # both instances took one

@@ -59,9 +59,10 @@ PLAN = {
 }
 
 
-def kepler_app(root: Path):
-    """The web app over fresh storage in ``root`` (embedded worker, 1 MB uploads), with the
-    Kepler table already read from its export; start it with ``TestClient(app)``."""
+def kepler_app(root: Path, **settings: object):
+    """The web app over fresh storage in ``root`` (embedded worker, 1 MB uploads, unless
+    ``settings`` say otherwise), with the Kepler table already read from its export; start it
+    with ``TestClient(app)``."""
     from shared.catalog import KEPLER
     from shared.settings import Settings
     from shared.sources import fetch_builtin
@@ -69,12 +70,13 @@ def kepler_app(root: Path):
     from tests.nasa import KOI_PATH
     from webapp.app import create_app
 
-    settings = Settings(
+    chosen = Settings(
         storage_url=str(root / "data"),
         results_url=str(root / "results"),
         threads=2,
         dataset_uris={"kepler": str(KOI_PATH)},
         max_upload_mb=1,
+        **settings,
     )
-    fetch_builtin(KEPLER, settings, LocalStorage(root / "data"))
-    return create_app(settings)
+    fetch_builtin(KEPLER, chosen, LocalStorage(root / "data"))
+    return create_app(chosen)

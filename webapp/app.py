@@ -26,7 +26,7 @@ from webapp.failures import exception_handlers
 from webapp.logs import RequestLog
 from webapp.security import AccessGate, AccessPolicy, CSRFProtection, SecurityHeaders
 from webapp.session import WorkspaceSession
-from webapp.steps import dataset, evaluate, features, model, predict, ship
+from webapp.steps import compare, dataset, evaluate, features, model, predict, ship
 from webapp.templating import ROOT
 
 MIN_SECRET_LENGTH = 32
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *predict.routes,
         *threshold.routes,
         *branch.routes,
+        *compare.routes,
     ]
     app = Starlette(
         routes=offloaded(

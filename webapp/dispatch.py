@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -29,7 +30,7 @@ from typing import Any
 
 from shared import worker
 from shared.errors import FunctionRefused, FunctionUnavailable, MissionError
-from shared.runs import BATCH, SEARCH, JobRequest, fail_unclaimed, ticket_key
+from shared.runs import BATCH, FAMILY_MODES, SEARCH, JobRequest, fail_unclaimed, ticket_key
 from shared.settings import CLOUD, EVENT_FUNCTION_LIMIT_S, SEARCH_RESERVE_S, Settings, SettingsError
 from shared.storage import Storage, open_storage
 
@@ -45,6 +46,11 @@ class Dispatcher:
         embedded = settings.train_trigger == "embedded"
         self._jobs = worker.LocalWorker() if embedded else None
         self._predictions = worker.LocalWorker() if embedded else None
+        # a comparison's families, side by side: one single-threaded process per core
+        self._families = (
+            worker.WorkerGroup(settings.compare_workers or len(os.sched_getaffinity(0))) if embedded else None
+        )
+        self._family_futures: dict[tuple[str, str], Future] = {}
         self._waiting: dict[tuple[str, str], Future] = {}  # the embedded worker's queue, in order
         self._waiting_lock = threading.Lock()
         self._tickets = None
@@ -58,7 +64,13 @@ class Dispatcher:
 
     def start(self, job: JobRequest) -> None:
         s = self.settings
-        if self._jobs is not None:
+        if self._families is not None and job.mode in FAMILY_MODES:
+            future = self._families.submit(
+                worker.run, job.run_id, job.mode, s.storage_url, s.results_url, 1, resubmit_if_broken=True
+            )
+            with self._waiting_lock:
+                self._family_futures[(job.run_id, job.mode)] = future
+        elif self._jobs is not None:
             # if the worker dies, the job is handed to a new one once: it runs if it was still
             # queued, and does nothing if it was running (its status then shows it stalled)
             future = self._jobs.submit(
@@ -87,6 +99,12 @@ class Dispatcher:
             thread = threading.Thread(target=self._run_remotely, args=(url, job), daemon=True)
             thread.start()
 
+    def warm_families(self) -> None:
+        """Get the embedded worker group ready for a comparison (nothing elsewhere: functions
+        start their own instances)."""
+        if self._families is not None:
+            self._families.warm()
+
     def jobs_ahead(self, run_id: str, mode: str) -> int | None:
         """How many jobs the embedded worker runs before this one (the one it is running counts);
         None when this process did not queue it or it is done (or jobs run elsewhere, where each
@@ -95,6 +113,9 @@ class Dispatcher:
             for key in [k for k, f in self._waiting.items() if f.done()]:
                 del self._waiting[key]
             order = list(self._waiting)
+            family = self._family_futures.get((run_id, mode))
+        if family is not None and self._families is not None:
+            return self._families.ahead_of(family)
         return order.index((run_id, mode)) if (run_id, mode) in order else None
 
     def _too_long_for_an_event(self, job: JobRequest) -> bool:
@@ -149,7 +170,7 @@ class Dispatcher:
             raise FunctionUnavailable(f"{name} could not be called ({type(error).__name__})") from None
 
     def shutdown(self) -> None:
-        for pool in (self._jobs, self._predictions):
+        for pool in (self._jobs, self._predictions, self._families):
             if pool is not None:
                 pool.shutdown()
 

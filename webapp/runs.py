@@ -118,7 +118,8 @@ def job_context(
             context["threshold"] = threshold_view(request, run_id)
         if mode == FINAL:
             context["has_candidates"] = request.app.state.results.exists(job_key(run_id, FINAL, CANDIDATES))
-        context["stale"] = _stale(request, run_id, context[job_type.shown_as])
+        if mode in (EVALUATE, FINAL):  # a family's result is meant to differ from the run's model
+            context["stale"] = _stale(request, run_id, context[job_type.shown_as])
     return context
 
 

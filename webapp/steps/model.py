@@ -24,12 +24,13 @@ from shared.params import (
     to_json_value,
     validate_params,
 )
-from shared.runs import LEADERBOARD, SEARCH, read_output, update_spec
+from shared.runs import FAMILY_MODES, LEADERBOARD, SEARCH, read_output, update_spec
 from shared.spec import CALIBRATION_METHODS
 from webapp.endpoints import form_endpoint
 from webapp.htmx import render
 from webapp.pages import STEP_JOBS, run_page
 from webapp.runs import job_context, start
+from webapp.steps.compare import board
 from webapp.wizard import RunState, go_to_step, load_run, step_page
 
 
@@ -70,11 +71,16 @@ def _form_context(
     }
 
 
-@run_page(*STEP_JOBS, SEARCH)
+@run_page(*STEP_JOBS, SEARCH, *FAMILY_MODES)
 def model_step(request: Request) -> Response:
     state = load_run(request)
+    request.app.state.dispatcher.warm_families()
     key = (state.spec.get("model") or {}).get("family", DEFAULT_FAMILY)
-    context = {**_form_context(state, key), "search_job": job_context(request, state.run_id, SEARCH)}
+    context = {
+        **_form_context(state, key),
+        "search_job": job_context(request, state.run_id, SEARCH),
+        "board": board(request, state.run_id),
+    }
     return step_page(request, state, "model", {**context, **_search_limits(request)})
 
 
@@ -155,6 +161,7 @@ def save_model(request: Request, form: FormData) -> Response:
             errors,
         )
         context["search_job"] = job_context(request, state.run_id, SEARCH)
+        context["board"] = board(request, state.run_id)
         context.update(_search_limits(request))
         return step_page(request, state, "model", context, status_code=400)
 
