@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.errors import DataError
+from shared.vocabulary import Column
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Builtin:
     known_columns: Mapping[str, KnownColumn]
     default_rows_only: bool = False  # K2: one row per object (default_flag == 1)
     key_columns: tuple[str, ...] = field(default=())  # identify a row in ranked outputs
+    physical: Mapping[str, Column] = field(default_factory=dict)  # shared.vocabulary's quantities
+    position: tuple[str, str] = ("ra", "dec")  # degrees: to tell one star across missions
 
     def setup(self, key: str) -> LabelSetup:
         for setup in self.setups:
@@ -134,6 +137,18 @@ KEPLER = Builtin(
         "koi_tce_delivname": KnownColumn("the pipeline delivery the signal came from: bookkeeping", False),
     },
     key_columns=("kepoi_name", "kepid", "kepler_name"),
+    physical={
+        "period": Column("koi_period", "days"),
+        "duration": Column("koi_duration", "hrs"),
+        "depth": Column("koi_depth", "ppm"),
+        "planet_radius": Column("koi_prad", "Earth radii"),
+        "equilibrium_temperature": Column("koi_teq", "K"),
+        "insolation": Column("koi_insol", "Earth flux"),
+        "stellar_teff": Column("koi_steff", "K"),
+        "stellar_logg": Column("koi_slogg", "log10(cm/s**2)"),
+        "stellar_radius": Column("koi_srad", "Solar radii"),
+        "magnitude": Column("koi_kepmag", "mag", band="Kepler"),
+    },
 )
 
 TESS = Builtin(
@@ -188,6 +203,18 @@ TESS = Builtin(
         "decstr": KnownColumn(_TEXT_COORDINATE, False),
     },
     key_columns=("toi", "tid"),
+    physical={
+        "period": Column("pl_orbper", "days"),
+        "duration": Column("pl_trandurh", "hours"),
+        "depth": Column("pl_trandep", "ppm"),
+        "planet_radius": Column("pl_rade", "R_Earth"),
+        "equilibrium_temperature": Column("pl_eqt", "K"),
+        "insolation": Column("pl_insol", "Earth flux"),
+        "stellar_teff": Column("st_teff", "K"),
+        "stellar_logg": Column("st_logg", "cm/s**2 (log10)"),
+        "stellar_radius": Column("st_rad", "R_Sun"),
+        "magnitude": Column("st_tmag", "mag", band="TESS"),
+    },
 )
 
 K2 = Builtin(
@@ -263,6 +290,17 @@ K2 = Builtin(
         "decstr": KnownColumn(_TEXT_COORDINATE, False),
     },
     key_columns=("pl_name", "hostname"),
+    # the k2pandc export carries no transit duration or depth columns
+    physical={
+        "period": Column("pl_orbper", "days"),
+        "planet_radius": Column("pl_rade", "Earth Radius"),
+        "equilibrium_temperature": Column("pl_eqt", "K"),
+        "insolation": Column("pl_insol", "Earth Flux"),
+        "stellar_teff": Column("st_teff", "K"),
+        "stellar_logg": Column("st_logg", "log10(cm/s**2)"),
+        "stellar_radius": Column("st_rad", "Solar Radius"),
+        "magnitude": Column("sy_vmag", "mag", band="V (Johnson)"),
+    },
 )
 
 BUILTINS: dict[str, Builtin] = {d.id: d for d in (KEPLER, K2, TESS)}

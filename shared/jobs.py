@@ -9,6 +9,7 @@ researcher can act on. Tracebacks go to the log, never into the status.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -56,12 +57,14 @@ from shared.runs import (
     METRICS,
     OOF,
     QUEUED,
+    REPORT,
     REQUEST,
     RUNNING,
     SEARCH,
     SUCCEEDED,
     SUMMARY,
     SVG_TYPE,
+    TRANSFER,
     JobRequest,
     Status,
     batch_input_key,
@@ -545,11 +548,60 @@ def _family(job: Job) -> str:
     return f"Done: ROC-AUC {headline:.3f}" if headline is not None else "Done"
 
 
+def _transfer(job: Job) -> str:
+    """Across missions: options name the training missions and the test mission; the report,
+    the ranked unsettled rows of the test mission and a bundle of the transferred model."""
+    spec, run_id, data, results, reporter, threads, options = job.parts()
+    from shared.missions import mission_names
+    from shared.transfer import transfer
+
+    train, test = mission_names(options.get("train"), options.get("test"))
+    frames, shas = {}, []
+    for mission in (*train, test):
+        info = load_info(data, mission)
+        if info is None:
+            raise DataError(f"dataset {mission!r} is not loaded; open it on the datasets page first")
+        frames[mission] = load_table(data, mission)
+        shas.append(info.table_sha256)
+    with compute_threads(threads or None) as cores:
+        report, model, ranked, train_spec, prepared = transfer(
+            frames, train, test, spec, n_jobs=cores, progress=reporter.line
+        )
+    shift = {
+        "train": " + ".join(BUILTINS[m].name for m in train), "test": BUILTINS[test].name,
+        "transfer": report["transfer"]["roc_auc"]["mean"], "own_test": report["own_test"]["roc_auc"]["mean"],
+        "own_train": report["own_train"]["roc_auc"]["mean"],
+    }  # fmt: skip
+    units = ", ".join(f"{k} [{u}]" for k, u in report["units"].items())
+    metadata = build_metadata(
+        model, train_spec, prepared, dict.fromkeys(train_spec.features, "numeric"), run_id=run_id,
+        data_sha256=hashlib.sha256("".join(shas).encode()).hexdigest(),
+        notes=[f"Features in the missions' common vocabulary: {units}"],
+    )  # fmt: skip
+    metadata["mission_shift"] = shift
+    metadata["key_columns"] = []
+    bundle = write_bundle(model, metadata)
+    results.write_bytes(job_key(run_id, TRANSFER, BUNDLE), bundle, content_type="application/zip")
+    caveat = (
+        f"# Ranked by a model trained on {shift['train']}, not on {shift['test']}: on {shift['test']}'s "
+        f"settled rows it scores ROC-AUC {shift['transfer']:.3f}, against {shift['own_test']:.3f} for "
+        f"{shift['test']}'s own grouped cross-validation on the same features.\n"
+    )
+    results.write_bytes(
+        job_key(run_id, TRANSFER, CANDIDATES), caveat.encode() + to_csv_bytes(ranked), content_type="text/csv"
+    )
+    results.write_bytes(
+        job_key(run_id, TRANSFER, REPORT), json.dumps(report).encode(), content_type="application/json"
+    )
+    return f"Done: ROC-AUC {shift['transfer']:.3f} on {test} (its own {shift['own_test']:.3f})"
+
+
 # The job types' runners (titles and outputs: shared.runs.JOB_TYPES), one signature for all.
 RUNNERS: dict[str, Callable[..., str]] = {
     EVALUATE: _evaluate,
     FINAL: _final,
     SEARCH: _search,
     BATCH: _batch,
+    TRANSFER: _transfer,
     **dict.fromkeys(FAMILY_MODES, _family),
 }

@@ -141,6 +141,15 @@ def _model(m: Mapping[str, Any]) -> Section:
 def sections(metadata: Mapping[str, Any]) -> list[Section]:
     """(title, lines) pairs; each line is plain text that may contain `code` spans."""
     warnings = [f"Leakage warning: {w}" for w in metadata.get("leakage_warnings") or []]
+    shift = metadata.get("mission_shift")
+    if shift:
+        warnings.append(
+            f"Mission shift, measured: trained on {shift['train']}, this model scores ROC-AUC "
+            f"{shift['transfer']:.3f} on {shift['test']}, whose own grouped cross-validation on the same "
+            f"features scores {shift['own_test']:.3f} "
+            f"(a cost of {shift['own_test'] - shift['transfer']:.3f}); "
+            f"{shift['train']}'s own scores {shift['own_train']:.3f}."
+        )
     versions = ", ".join(f"{k} {v}" for k, v in metadata.get("versions", {}).items())
     return [
         _intended_use(metadata), _data(metadata), _evaluation(metadata), _decision(metadata),

@@ -46,9 +46,10 @@ EVALUATE = "evaluate"
 FINAL = "final"
 SEARCH = "search"
 BATCH = "batch"  # predicting an uploaded CSV with the run's trained model
+TRANSFER = "transfer"  # across missions: train on one survey, test and score on another
 FAMILY_PREFIX = "family-"  # one model family's cross-validation in a comparison of families
 FAMILY_MODES = tuple(f"{FAMILY_PREFIX}{key}" for key in FAMILIES)
-MODES = (EVALUATE, FINAL, SEARCH, BATCH, *FAMILY_MODES)
+MODES = (EVALUATE, FINAL, SEARCH, BATCH, TRANSFER, *FAMILY_MODES)
 METRICS_READY = "Metrics ready"  # an evaluation's line once metrics.json holds this attempt's metrics
 # What a job keeps under runs/<run id>/<mode>/: each name written here once
 REQUEST, STATUS = "request.json", "status.json"
@@ -58,6 +59,7 @@ SUMMARY, BUNDLE, CANDIDATES = "summary.json", "bundle.zip", "candidates.csv"  # 
 BATCH_OUTPUT = "output.json"  # a batch prediction
 FAMILY_RESULT = "family.json"  # one family's part of a comparison
 COMPARISON = "comparison.json"  # under the run: which families were compared, and when
+REPORT = "report.json"  # across missions (with its bundle.zip and candidates.csv)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ JOB_TYPES = {
     FINAL: JobType("Training on all data", SUMMARY, "summary"),
     SEARCH: JobType("Hyperparameter search", LEADERBOARD, "leaderboard"),
     BATCH: JobType("Batch prediction", BATCH_OUTPUT, "batch"),
+    TRANSFER: JobType("Across missions", REPORT, "report"),
     **{f"{FAMILY_PREFIX}{key}": JobType(f"{f.name} in the comparison", FAMILY_RESULT, "family")
        for key, f in FAMILIES.items()},
 }  # fmt: skip

@@ -644,3 +644,47 @@ def test_compare_families_fills_the_board_and_use_this_one(page: Page, koi):
     settled(page)
     wait_for_job(page, "evaluate")
     expect(page.get_by_test_id("metrics").locator("[data-metric=roc_auc]")).to_have_text(compared)
+
+
+def test_across_missions_end_to_end_with_the_ranked_candidates(page: Page):
+    """Issue 18 in the browser: Kepler → TESS with logistic regression (quick) and 3 grouped
+    folds: the report compares the transfer with both missions' own scores, and the ranked TESS
+    candidates download with the caveat in their first line."""
+    page.goto("/")
+    page.get_by_role("link", name="Across missions").click()
+    expect(page).to_have_url(re.compile(r"/missions/$"))
+    expect(page.get_by_test_id("vocabulary")).to_contain_text("koi_period")
+    page.get_by_label("Kepler Objects of Interest").check()
+    page.get_by_label("Test and score on").select_option("tess")
+    page.get_by_label("Model").select_option("logistic_regression")
+    page.locator("#folds").fill("3")
+    page.get_by_role("button", name="Run across missions").click()
+    expect(page).to_have_url(re.compile(r"/runs/r[0-9a-f]+/transfer$"))
+    cost = page.get_by_test_id("transfer-cost")
+    expect(cost).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    metrics = page.get_by_test_id("transfer-metrics")
+    transferred = float(metrics.locator("[data-transfer=roc_auc]").inner_text())
+    own = float(metrics.locator("[data-own-test=roc_auc]").inner_text().split(" ±")[0])
+    assert 0.5 < transferred < own < 1  # the shift costs something
+    expect(page.get_by_test_id("transfer-features")).to_contain_text("Not shared: brightness: bands differ")
+    expect(page.get_by_test_id("plot-transfer-roc")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_test_id("transfer-candidates").click()
+    text = Path(download.value.path()).read_text()
+    first, header = text.splitlines()[:2]
+    assert first.startswith(
+        "# Ranked by a model trained on Kepler Objects of Interest, not on TESS Objects of Interest"
+    )
+    assert header.split(",") == ["rank", "toi", "tid", "planet_probability"]
+    ranked = pd.read_csv(io.StringIO(text), comment=None, skiprows=1)
+    assert len(ranked) > 1000 and ranked["planet_probability"].is_monotonic_decreasing
+    with page.expect_download() as bundle:
+        page.get_by_role("link", name="Bundle with its model card (.zip)").click()
+    card = zipfile.ZipFile(bundle.value.path()).read("model_card.md").decode()
+    assert (
+        f"Mission shift, measured: trained on Kepler Objects of Interest, this model scores ROC-AUC {transferred:.3f}"
+        in card
+    )
+    run_id = run_id_of(page)
+    page.goto(f"/runs/{run_id}/features")  # such a run has no wizard steps: its page is the report
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/transfer$"))

@@ -24,9 +24,9 @@ FEATURES = ["koi_period", "koi_depth", "koi_prad", "koi_model_snr", "koi_teq", "
 
 
 def test_every_family_scores_what_a_bare_cross_val_score_gives(koi, koi_kinds):
-    """The acceptance: KOI (800 rows, 3 grouped folds), every family at its defaults: the
+    """The acceptance: KOI (500 rows, 3 grouped folds), every family at its defaults: the
     leaderboard's ROC-AUC per split is scikit-learn's own on the same pipeline and splits."""
-    frame = koi.sample(800, random_state=5).reset_index(drop=True)
+    frame = koi.sample(500, random_state=5).reset_index(drop=True)
     spec = RunSpec.from_dict(koi_spec(FEATURES, evaluation={"method": "kfold", "folds": 3}))
     data = prepare(frame, spec)
     folds = list(splits(data, spec.evaluation))
@@ -45,7 +45,7 @@ def app(tmp_path_factory):
         yield application
 
 
-QUICK = ["logistic_regression", "hist_gradient_boosting", "adaboost"]
+QUICK = ["logistic_regression", "hist_gradient_boosting"]
 
 
 def _run(client, app) -> str:
@@ -76,7 +76,7 @@ def test_the_board_fills_family_by_family_and_use_this_one_sets_the_model(app):
     assert set(_rows(board).values()) == {"succeeded"}
     assert seen_partial  # the board showed finished families while others still ran
     scores = [float(v) for v in re.findall(r'data-metric="roc_auc">([0-9.]+) ±', board)]
-    assert len(scores) == 3 and scores == sorted(scores, reverse=True)  # best first
+    assert len(scores) == 2 and scores == sorted(scores, reverse=True)  # best first
     best = next(iter(_rows(board)))
     used = client.post(f"/runs/{run_id}/compare/use", data={"family": best}, headers=HX)
     assert used.status_code == 204 and used.headers["HX-Location"].endswith(

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from shared.settings import CLOUD, Settings, SettingsError
 from shared.storage import LocalStorage, open_storage
 from shared.worker import LocalWorker
-from webapp import branch, datasets, history, home, login, runs, threshold
+from webapp import branch, datasets, history, home, login, missions, runs, threshold
 from webapp.dispatch import Dispatcher
 from webapp.endpoints import offloaded
 from webapp.failures import exception_handlers
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *threshold.routes,
         *branch.routes,
         *compare.routes,
+        *missions.run_routes,
     ]
     app = Starlette(
         routes=offloaded(
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 *login.routes,
                 *dataset.start_routes,
                 Mount("/datasets", routes=datasets.routes),
+                Mount("/missions", routes=missions.routes),
                 Mount("/runs", routes=[*history.routes, Mount("/{run_id}", routes=run_steps)]),
                 Mount("/static", app=StaticFiles(directory=ROOT / "static"), name="static"),
             ]

@@ -190,17 +190,19 @@ def start_job(request: Request, form: FormData) -> Response:
     return start(request, run_id, _mode(request), restart=form.get("restart") == "1")
 
 
-def _download(name: str, media_type: str):
-    def download(request: Request) -> Response:
+def download(name: str, media_type: str, mode: str = FINAL, missing: str = "train it on all data first"):
+    """An endpoint answering one of a job's stored outputs as a file (404 saying how to get it)."""
+
+    def answer(request: Request) -> Response:
         run_id, _ = owned_run(request)
         try:
-            data = request.app.state.results.read_bytes(job_key(run_id, FINAL, name))
+            data = request.app.state.results.read_bytes(job_key(run_id, mode, name))
         except ObjectNotFound:
-            raise HTTPException(404, f"This run has no {name} yet: train it on all data first.") from None
+            raise HTTPException(404, f"This run has no {name} yet: {missing}.") from None
         disposition = f'attachment; filename="{run_id}-{name}"'
         return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
 
-    return download
+    return answer
 
 
 # matplotlib's SVG carries a <style> element, and raster parts (a heatmap's image) as data: PNGs
@@ -243,6 +245,6 @@ routes = [
     Route("/figures/{mode}/{name}.svg", run_page(EVALUATE, FINAL)(figure), name="figure"),
     Route("/jobs/{mode}", job_status, name="job_status"),
     Route("/jobs/{mode}", start_job, methods=["POST"], name="start_job"),
-    Route("/bundle.zip", _download(BUNDLE, "application/zip"), name="bundle"),
-    Route("/candidates.csv", _download(CANDIDATES, "text/csv"), name="candidates"),
+    Route("/bundle.zip", download(BUNDLE, "application/zip"), name="bundle"),
+    Route("/candidates.csv", download(CANDIDATES, "text/csv"), name="candidates"),
 ]

@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -24,6 +25,9 @@ STEPS = (
     ("ship", "Train & ship"),
     ("predict", "Predict"),
 )
+
+
+ACROSS_MISSIONS = "across_missions"  # the label setup of a run across missions (webapp.missions)
 
 
 @dataclass
@@ -50,10 +54,14 @@ def load_run(request: Request, run_id: str | None = None) -> RunState:
     else:
         meta = load_meta(request.app.state.results, run_id)
     results = request.app.state.results
+    spec = load_spec(results, run_id)
+    if spec.get("label_setup") == ACROSS_MISSIONS:  # no wizard steps: its one page is the report
+        where = path_for(request, "transfer_report", run_id=run_id)
+        raise HTTPException(303, f"This run across missions has one page: {where}", {"Location": where})
     return RunState(
         run_id=run_id,
         meta=meta,
-        spec=load_spec(results, run_id),
+        spec=spec,
         info=cached_info(request.app.state.storage, meta.dataset),
         builtin=BUILTINS.get(meta.dataset),
         evaluate=read_status(results, run_id, EVALUATE)[0],
