@@ -68,6 +68,8 @@ from shared.runs import (
     JobRequest,
     Status,
     batch_input_key,
+    check_mode,
+    check_run_id,
     family_mode,
     figure_name,
     job_key,
@@ -77,7 +79,7 @@ from shared.runs import (
     write_status,
 )
 from shared.scoring import score_rows, to_csv_bytes
-from shared.settings import SEARCH_RESERVE_S
+from shared.settings import SEARCH_RESERVE_S, Settings
 from shared.sources import DatasetInfo, cached_advice, load_info, load_table
 from shared.spec import RunSpec
 from shared.storage import Storage
@@ -230,6 +232,25 @@ def run_job(
         log.exception("%s/%s failed", run_id, mode)
         _finish_failed(reporter, UNEXPECTED)
     return reporter.status
+
+
+def run_requested(
+    run_id: object, mode: object, data: Storage, results: Storage, settings: Settings, modes: tuple[str, ...]
+) -> tuple[int, dict[str, Any]]:
+    """A function's answer to "run this requested job to its end": (HTTP status, JSON body)."""
+    try:
+        run_id, mode = check_run_id(run_id), check_mode(mode)
+    except InvalidKey as error:
+        return 400, {"error": str(error)}
+    if mode not in modes:
+        return 400, {"error": f"this function runs {', '.join(modes)} jobs, not {mode!r}"}
+    try:
+        status = run_job(
+            run_id, mode, data, results, threads=settings.threads, time_limit_s=settings.job_timeout_s
+        )
+    except ObjectNotFound:
+        return 404, {"error": f"run {run_id} has no {mode} job request"}
+    return 200, {"run_id": run_id, "mode": mode, "state": status.state, "message": status.message}
 
 
 def _finish_failed(reporter: Reporter, message: str) -> None:

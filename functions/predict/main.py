@@ -19,10 +19,10 @@ import flask
 import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.errors import DataError, InvalidKey, ObjectNotFound
+from shared.errors import DataError, InvalidKey
 from shared.predict import ModelNotReady, csv_bytes, load_model, predict_csv, predict_rows, predict_stored
 from shared.requests import drop, parse_json
-from shared.runs import BATCH, check_mode, check_run_id
+from shared.runs import BATCH, check_run_id
 from shared.settings import Settings
 from shared.storage import open_storage, validate_key
 
@@ -126,21 +126,10 @@ def _predict(request: flask.Request) -> flask.Response:
 
 
 def _run_job(run_id: object, mode: object) -> flask.Response:
-    try:
-        run_id, mode = check_run_id(run_id), check_mode(mode)
-    except InvalidKey as error:
-        return _error(400, str(error))
-    if mode != BATCH:
-        return _error(400, f"the predict function runs batch prediction jobs only, not {mode!r}")
-    from shared.jobs import run_job  # the job code loads scikit-learn: not at a cold start
+    from shared.jobs import run_requested  # the job code loads scikit-learn: not at a cold start
 
-    try:
-        status = run_job(
-            run_id, mode, DATA, RESULTS, threads=SETTINGS.threads, time_limit_s=SETTINGS.job_timeout_s
-        )
-    except ObjectNotFound:
-        return _error(404, f"run {run_id} has no {mode} job request")
-    return flask.jsonify(run_id=run_id, mode=mode, state=status.state, message=status.message)
+    status, answer = run_requested(run_id, mode, DATA, RESULTS, SETTINGS, (BATCH,))
+    return flask.make_response(flask.jsonify(answer), status)
 
 
 def _predict_stored(bundle, uri: object) -> str:

@@ -14,10 +14,10 @@ import functions_framework
 from cloudevents.http import CloudEvent
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.errors import DataError, InvalidKey, ObjectNotFound
-from shared.jobs import run_job
+from shared.errors import DataError, ObjectNotFound
+from shared.jobs import run_job, run_requested
 from shared.requests import drop, parse_json
-from shared.runs import check_mode, check_run_id, parse_ticket_name
+from shared.runs import MODES, parse_ticket_name
 from shared.settings import Settings
 from shared.storage import open_storage
 
@@ -51,17 +51,8 @@ def train_http(request: flask.Request) -> flask.Response:
         return _error(400, str(error))
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object with run_id and mode")
-    try:
-        run_id, mode = check_run_id(body.get("run_id")), check_mode(body.get("mode"))
-    except InvalidKey as error:
-        return _error(400, str(error))
-    try:
-        status = run_job(
-            run_id, mode, DATA, RESULTS, threads=SETTINGS.threads, time_limit_s=SETTINGS.job_timeout_s
-        )
-    except ObjectNotFound:
-        return _error(404, f"run {run_id} has no {mode} job request")
-    return flask.jsonify(run_id=run_id, mode=mode, state=status.state, message=status.message)
+    status, answer = run_requested(body.get("run_id"), body.get("mode"), DATA, RESULTS, SETTINGS, MODES)
+    return flask.make_response(flask.jsonify(answer), status)
 
 
 @functions_framework.cloud_event
