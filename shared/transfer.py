@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from shared.catalog import BUILTINS, Builtin
 from shared.errors import DataError
@@ -231,7 +230,3 @@ def _ranked(model: Any, rows: pd.DataFrame, features: list[str]) -> pd.DataFrame
     out = out.sort_values("planet_probability", ascending=False, kind="stable").reset_index(drop=True)
     out.insert(0, "rank", range(1, len(out) + 1))
     return out
-
-
-def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
-    return float(skm.roc_auc_score(truth == POSITIVE, scores))

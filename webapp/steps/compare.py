@@ -52,14 +52,15 @@ def board(request: Request, run_id: str, problem: str = "") -> dict:
     for key in (manifest or {}).get("families", []):
         job = job_context(request, run_id, family_mode(key))
         rows.append({"key": key, "name": FAMILIES[key].name, "job": job, "result": job.get("family")})
-    done = ranked([r["result"] for r in rows if r["result"]], RANKED_BY)
-    order = {id(result): i for i, result in enumerate(done)}
-    rows.sort(key=lambda r: order.get(id(r["result"]), len(order)) if r["result"] else len(order))
+    done = [result["family"] for result in ranked([r["result"] for r in rows if r["result"]], RANKED_BY)]
+    rows.sort(
+        key=lambda r: done.index(r["key"]) if r["key"] in done else len(done)
+    )  # stable: others keep order
     return {
         "run_id": run_id,
         "rows": rows,
         "started": manifest is not None,
-        "best": done[0]["family"] if done else None,
+        "best": done[0] if done else None,
         "polling": any(r["job"]["polling"] for r in rows),
         "poll_every": "1s",
         "shown": SHOWN,
